@@ -1,0 +1,177 @@
+"""One source of truth for run parameters: classes, profiles and training schedules.
+
+Notebooks receive these as papermill parameters (`profile`, `classes`, `data_dir`,
+`seed`) and call `resolve(...)` to get a `RunConfig`; nothing else hard-codes sizes,
+epochs or learning rates.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FER2013_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+DEFAULT_CLASSES: tuple[str, ...] = ("angry", "sad", "surprise")
+MODEL_NAMES: tuple[str, ...] = ("cnn", "vgg16", "resnet50", "mobilenetv2")
+DEFAULT_DATA_DIR = "data/raw/fer2013"
+SYNTHETIC_DATA_DIR = "data/synthetic"
+
+# Spellings seen in other emotion datasets (RAF-DB, AffectNet, CK+, FER+), mapped
+# onto the FER2013 names.
+CLASS_ALIASES: dict[str, str] = {
+    "anger": "angry", "angry": "angry", "mad": "angry",
+    "disgust": "disgust", "disgusted": "disgust", "contempt": "contempt",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy",
+    "neutral": "neutral", "calm": "neutral",
+    "sad": "sad", "sadness": "sad",
+    "surprise": "surprise", "surprised": "surprise",
+}
+
+
+def normalise_class_name(name: str) -> str:
+    """Map a folder or label name onto its canonical class name ('Anger' -> 'angry')."""
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    return CLASS_ALIASES.get(key, key)
+
+
+def parse_classes(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Turn 'angry,sad,surprise', 'all' or a list into a tuple of canonical names."""
+    if spec is None or spec == "":
+        return DEFAULT_CLASSES
+    if isinstance(spec, str):
+        if spec.strip().lower() in {"all", "fer2013", "7"}:
+            return FER2013_CLASSES
+        spec = [s for s in spec.split(",") if s.strip()]
+    classes = tuple(normalise_class_name(s) for s in spec)
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"classes contain duplicates after normalisation: {classes}")
+    if len(classes) < 2:
+        raise ValueError(f"need at least two classes to classify, got {classes}")
+    return classes
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a training schedule.
+
+    trainable: 'all' (every layer), 'head' (backbone frozen), 'top:N' (the top N
+    backbone layers plus the head), or 'blocks:block4,block5' (backbone layers whose
+    name starts with one of those prefixes, plus the head).
+    """
+
+    name: str
+    trainable: str
+    epochs: int
+    learning_rate: float
+
+
+# The paper-grade schedules (profile `full`), as the seed study ran them.
+FULL_SCHEDULES: dict[str, tuple[Stage, ...]] = {
+    "cnn": (Stage("train", "all", 30, 1e-3),),
+    "vgg16": (
+        Stage("head", "head", 20, 1e-4),
+        Stage("block5", "blocks:block5", 25, 5e-5),
+        Stage("block4+5", "blocks:block4,block5", 20, 1e-5),
+    ),
+    "resnet50": (Stage("head", "head", 15, 1e-4), Stage("top30", "top:30", 25, 1e-5)),
+    "mobilenetv2": (Stage("head", "head", 15, 1e-4), Stage("top30", "top:30", 25, 1e-5)),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big a run is. `smoke` is for tests, `quick` for a laptop CPU, `full` for a GPU."""
+
+    name: str
+    cnn_image_size: int  # side of the square input of the custom CNN
+    backbone_image_size: int  # side of the input of the ImageNet backbones
+    batch_size: int
+    epoch_scale: float  # multiplies every stage's epochs of the full schedule
+    min_epochs: int  # ... but never below this per stage
+    max_train_per_class: int | None  # subsample train (after the split) to this many per class
+    max_test_per_class: int | None  # subsample test for fast smoke runs only
+    early_stopping_patience: int
+    synthetic_train_per_class: int  # size of the generated dataset when no data is present
+    synthetic_test_per_class: int
+    description: str = ""
+
+    def schedule(self, model_name: str) -> tuple[Stage, ...]:
+        """The full schedule with epochs scaled for this profile."""
+        stages = FULL_SCHEDULES[model_name]
+        return tuple(
+            dataclasses.replace(s, epochs=max(self.min_epochs, round(s.epochs * self.epoch_scale)))
+            for s in stages
+        )
+
+    def image_size(self, model_name: str) -> int:
+        return self.cnn_image_size if model_name == "cnn" else self.backbone_image_size
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", cnn_image_size=48, backbone_image_size=32, batch_size=32,
+        epoch_scale=0.0, min_epochs=1, max_train_per_class=64, max_test_per_class=40,
+        early_stopping_patience=2, synthetic_train_per_class=60, synthetic_test_per_class=20,
+        description="seconds per model: 1 epoch per stage, 64 train images per class, backbones at 32x32",
+    ),
+    "quick": Profile(
+        name="quick", cnn_image_size=48, backbone_image_size=48, batch_size=64,
+        epoch_scale=0.4, min_epochs=2, max_train_per_class=None, max_test_per_class=None,
+        early_stopping_patience=4, synthetic_train_per_class=300, synthetic_test_per_class=80,
+        description="a laptop CPU: epochs x0.4, backbones at 48x48 (native FER size), batch 64",
+    ),
+    "full": Profile(
+        name="full", cnn_image_size=48, backbone_image_size=96, batch_size=32,
+        epoch_scale=1.0, min_epochs=1, max_train_per_class=None, max_test_per_class=None,
+        early_stopping_patience=6, synthetic_train_per_class=1000, synthetic_test_per_class=200,
+        description="paper-grade, for a GPU: the seed's schedules, backbones at 96x96, batch 32",
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a notebook needs to know about the run, resolved from its parameters."""
+
+    profile: Profile
+    classes: tuple[str, ...]
+    data_dir: Path
+    seed: int = 42
+    val_fraction: float = 0.15
+    drop_cross_split_duplicates: bool = False
+    weights: str = "auto"  # imagenet | none | auto | path to a weights file
+    reports_dir: Path = field(default_factory=lambda: Path("reports"))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["data_dir"] = str(self.data_dir)
+        d["reports_dir"] = str(self.reports_dir)
+        d["classes"] = list(self.classes)
+        return d
+
+
+def resolve(
+    profile: str = "quick",
+    classes: str | list[str] | None = None,
+    data_dir: str | Path = DEFAULT_DATA_DIR,
+    seed: int = 42,
+    reports_dir: str | Path = "reports",
+    **overrides,
+) -> RunConfig:
+    """Build the RunConfig from papermill-style parameters."""
+    return RunConfig(
+        profile=get_profile(profile),
+        classes=parse_classes(classes),
+        data_dir=Path(data_dir),
+        seed=int(seed),
+        reports_dir=Path(reports_dir),
+        **overrides,
+    )
