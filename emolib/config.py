@@ -7,6 +7,7 @@ epochs or learning rates.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,3 +176,55 @@ def resolve(
         reports_dir=Path(reports_dir),
         **overrides,
     )
+
+
+def data_signature(data_dir: str | Path) -> str:
+    """Cheap content signature of a data folder (names, sizes, mtimes), for make's staleness."""
+    import hashlib
+    import os
+
+    path = Path(data_dir)
+    if not path.exists():
+        return "missing"
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for p in files:
+        st = os.stat(p)
+        h.update(f"{p.relative_to(path) if p != path else p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return f"{len(files)}:{h.hexdigest()[:16]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m emolib.config write-params ...`: the Makefile's parameter stamp."""
+    import argparse
+
+    from .runinfo import to_json, write_if_changed
+
+    parser = argparse.ArgumentParser(prog="python -m emolib.config")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("write-params", help="write the resolved run parameters if they changed")
+    w.add_argument("--out", required=True)
+    w.add_argument("--profile", default="quick")
+    w.add_argument("--classes", default=",".join(DEFAULT_CLASSES))
+    w.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    w.add_argument("--seed", type=int, default=42)
+    w.add_argument("--weights", default="auto")
+    args = parser.parse_args(argv)
+    try:
+        cfg = resolve(profile=args.profile, classes=args.classes, data_dir=args.data_dir, seed=args.seed,
+                      weights=args.weights)
+    except ValueError as e:
+        parser.exit(2, f"error: {e}\n")
+    if not cfg.data_dir.exists() and os.path.normpath(str(cfg.data_dir)) != os.path.normpath(DEFAULT_DATA_DIR):
+        from .data import HOW_TO_GET_DATA
+
+        parser.exit(2, f"error: DATA_DIR={cfg.data_dir} does not exist.\n{HOW_TO_GET_DATA}\n")
+    params = cfg.to_dict()
+    params["data_signature"] = data_signature(cfg.data_dir)
+    changed = write_if_changed(args.out, to_json(params) + "\n")
+    print(f"parameters {'updated' if changed else 'unchanged'}: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

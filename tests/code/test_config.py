@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from emolib import config
+
+
+def test_class_names_are_normalised():
+    assert config.normalise_class_name("Anger") == "angry"
+    assert config.normalise_class_name(" SADNESS ") == "sad"
+    assert config.normalise_class_name("Surprised") == "surprise"
+    assert config.parse_classes("anger,Sad,surprise") == ("angry", "sad", "surprise")
+    assert config.parse_classes("all") == config.FER2013_CLASSES
+    assert config.parse_classes(None) == config.DEFAULT_CLASSES
+
+
+@pytest.mark.parametrize("spec", ["angry", "angry,anger"])
+def test_bad_class_specs_are_refused(spec):
+    with pytest.raises(ValueError):
+        config.parse_classes(spec)
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ValueError, match="smoke"):
+        config.get_profile("huge")
+
+
+def test_full_schedules_are_the_seed_schedules():
+    full = config.get_profile("full")
+    vgg = full.schedule("vgg16")
+    assert [(s.epochs, s.learning_rate) for s in vgg] == [(20, 1e-4), (25, 5e-5), (20, 1e-5)]
+    assert [(s.trainable, s.epochs) for s in full.schedule("resnet50")] == [("head", 15), ("top:30", 25)]
+    assert full.schedule("cnn")[0].epochs == 30
+
+
+def test_smaller_profiles_shrink_epochs_but_keep_stages():
+    smoke, quick = config.get_profile("smoke"), config.get_profile("quick")
+    for name in config.MODEL_NAMES:
+        full = config.get_profile("full").schedule(name)
+        assert len(smoke.schedule(name)) == len(full)
+        assert all(s.epochs == 1 for s in smoke.schedule(name))
+        assert all(q.epochs <= f.epochs for q, f in zip(quick.schedule(name), full))
+
+
+def test_write_params_only_rewrites_on_change(tmp_path):
+    out = tmp_path / "params.json"
+    data = tmp_path / "d"
+    data.mkdir()
+    args = ["write-params", "--out", str(out), "--profile", "smoke", "--data-dir", str(data)]
+    assert config.main(args) == 0
+    first = out.stat().st_mtime_ns
+    assert config.main(args) == 0
+    assert out.stat().st_mtime_ns == first
+    (data / "new.png").write_bytes(b"x")
+    config.main(args)
+    assert json.loads(out.read_text())["data_signature"].startswith("1:")
+
+
+def test_write_params_refuses_a_missing_explicit_data_dir(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        config.main(["write-params", "--out", str(tmp_path / "p.json"), "--data-dir", str(tmp_path / "nope")])
+    assert exc.value.code == 2
+    assert "Kaggle" in capsys.readouterr().err
