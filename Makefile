@@ -8,11 +8,14 @@ WEIGHTS  ?= auto
 # cpu or gpu: which TensorFlow build `make setup` installs.
 TF_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 
+# Models to train and compare (make -j runs them in parallel).
+MODELS   ?= cnn vgg16 resnet50 mobilenetv2
+
 PYTHON   ?= python3
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed-$(TF_EXTRA)
-REPORTS  := reports
+REPORTS  ?= reports
 NBOUT    := $(REPORTS)/notebooks
 PARAMS   := $(REPORTS)/params.json
 PAPERMILL = $(PY) -m papermill --kernel emolib --log-level WARNING --progress-bar \
@@ -22,7 +25,10 @@ PAPERMILL = $(PY) -m papermill --kernel emolib --log-level WARNING --progress-ba
 export PYTHONHASHSEED := $(SEED)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: all setup test data eda lab bench clean help FORCE
+MODEL_CARDS := $(foreach m,$(MODELS),$(REPORTS)/models/$(m)/model.json)
+METRICS     := $(foreach m,$(MODELS),$(REPORTS)/models/$(m)/metrics.json)
+
+.PHONY: all setup test data eda train evaluate compare lab bench clean help FORCE
 .DEFAULT_GOAL := help
 
 help:
@@ -47,7 +53,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # ---------------------------------------------------------------- pipeline
-all: eda
+all: eda train evaluate compare
 
 # Rewritten only when a parameter or the data folder changes, so make's timestamps
 # decide what is out of date.
@@ -62,6 +68,27 @@ $(NBOUT)/00_eda.ipynb: notebooks/00_eda.ipynb $(PARAMS) | $(STAMP)
 	$(PAPERMILL) $< $(NBOUT)/.tmp-00_eda.ipynb && mv $(NBOUT)/.tmp-00_eda.ipynb $@
 
 $(REPORTS)/data_checks.json: $(NBOUT)/00_eda.ipynb
+
+# One training notebook, run per model. model.json (the model card) is written last,
+# so it marks a finished model; an interrupted run resumes from its checkpoint.
+train: $(MODEL_CARDS)
+
+$(REPORTS)/models/%/model.json: notebooks/10_train.ipynb $(PARAMS) | $(NBOUT)/00_eda.ipynb
+	@mkdir -p $(NBOUT)
+	$(PAPERMILL) -p model_name $* -p weights $(WEIGHTS) $< $(NBOUT)/.tmp-train_$*.ipynb \
+	    && mv $(NBOUT)/.tmp-train_$*.ipynb $(NBOUT)/train_$*.ipynb
+
+# Error analysis per model: test predictions (saved once), metrics.json, figures.
+evaluate: $(METRICS)
+
+$(REPORTS)/models/%/metrics.json: notebooks/20_error_analysis.ipynb $(REPORTS)/models/%/model.json
+	$(PAPERMILL) -p model_name $* $< $(NBOUT)/.tmp-error_analysis_$*.ipynb \
+	    && mv $(NBOUT)/.tmp-error_analysis_$*.ipynb $(NBOUT)/error_analysis_$*.ipynb
+
+compare: $(REPORTS)/comparison.json
+
+$(REPORTS)/comparison.json: notebooks/30_comparison.ipynb $(METRICS)
+	$(PAPERMILL) $< $(NBOUT)/.tmp-30_comparison.ipynb && mv $(NBOUT)/.tmp-30_comparison.ipynb $(NBOUT)/30_comparison.ipynb
 
 # ---------------------------------------------------------------- tools
 test: $(STAMP)

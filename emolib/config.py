@@ -56,7 +56,8 @@ def parse_classes(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str, 
 class Stage:
     """One step of a training schedule.
 
-    trainable: 'all' (every layer), 'head' (backbone frozen), 'top:N' (the top N
+    trainable: 'all' (every layer; backbone BatchNorm frozen), 'scratch' (every layer,
+    backbone BatchNorm learning too), 'head' (backbone frozen), 'top:N' (the top N
     backbone layers plus the head), or 'blocks:block4,block5' (backbone layers whose
     name starts with one of those prefixes, plus the head).
     """
@@ -92,10 +93,19 @@ class Profile:
     min_epochs: int  # ... but never below this per stage
     max_train_per_class: int | None  # subsample train (after the split) to this many per class
     max_test_per_class: int | None  # subsample test for fast smoke runs only
+    max_val_per_class: int | None  # subsample validation (smoke only: every model must see the same val)
     early_stopping_patience: int
     synthetic_train_per_class: int  # size of the generated dataset when no data is present
     synthetic_test_per_class: int
+    scratch_epochs: int = 12  # backbones without pretrained weights train end to end this long
     description: str = ""
+    # Per-model changes, e.g. {"vgg16": {"backbone_image_size": 32, "max_train_per_class": 1200}}:
+    # the heavy backbones need them to fit a CPU budget. Shown in the training notebook.
+    model_overrides: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def for_model(self, model_name: str) -> "Profile":
+        """This profile with the model's overrides applied."""
+        return dataclasses.replace(self, **self.model_overrides.get(model_name, {}), model_overrides={})
 
     def schedule(self, model_name: str) -> tuple[Stage, ...]:
         """The full schedule with epochs scaled for this profile."""
@@ -105,6 +115,16 @@ class Profile:
             for s in stages
         )
 
+    def scratch_schedule(self, model_name: str) -> tuple[Stage, ...]:
+        """The plan for a backbone that starts from random weights (WEIGHTS=none, or auto offline).
+
+        Freezing a random backbone would only train a head on noise features, so the
+        staged plan collapses into one end-to-end stage at a from-scratch learning rate.
+        """
+        if model_name == "cnn":
+            return self.schedule(model_name)
+        return (Stage("scratch", "scratch", self.scratch_epochs, 1e-3),)
+
     def image_size(self, model_name: str) -> int:
         return self.cnn_image_size if model_name == "cnn" else self.backbone_image_size
 
@@ -112,20 +132,25 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", cnn_image_size=48, backbone_image_size=32, batch_size=32,
-        epoch_scale=0.0, min_epochs=1, max_train_per_class=64, max_test_per_class=40,
-        early_stopping_patience=2, synthetic_train_per_class=60, synthetic_test_per_class=20,
+        epoch_scale=0.0, min_epochs=1, max_train_per_class=64, max_test_per_class=40, max_val_per_class=32,
+        early_stopping_patience=2, synthetic_train_per_class=60, synthetic_test_per_class=20, scratch_epochs=1,
         description="seconds per model: 1 epoch per stage, 64 train images per class, backbones at 32x32",
     ),
     "quick": Profile(
         name="quick", cnn_image_size=48, backbone_image_size=48, batch_size=64,
-        epoch_scale=0.4, min_epochs=2, max_train_per_class=None, max_test_per_class=None,
-        early_stopping_patience=4, synthetic_train_per_class=300, synthetic_test_per_class=80,
-        description="a laptop CPU: epochs x0.4, backbones at 48x48 (native FER size), batch 64",
+        epoch_scale=0.4, min_epochs=2, max_train_per_class=None, max_test_per_class=None, max_val_per_class=None,
+        early_stopping_patience=4, synthetic_train_per_class=300, synthetic_test_per_class=80, scratch_epochs=12,
+        description="a laptop CPU: epochs x0.4, batch 64; ResNet50 and VGG16 at 32x32 on a subsample of train",
+        model_overrides={
+            "resnet50": {"backbone_image_size": 32, "max_train_per_class": 1500, "scratch_epochs": 6},
+            "vgg16": {"backbone_image_size": 32, "max_train_per_class": 1200, "scratch_epochs": 5},
+            "mobilenetv2": {"scratch_epochs": 10},
+        },
     ),
     "full": Profile(
         name="full", cnn_image_size=48, backbone_image_size=96, batch_size=32,
-        epoch_scale=1.0, min_epochs=1, max_train_per_class=None, max_test_per_class=None,
-        early_stopping_patience=6, synthetic_train_per_class=1000, synthetic_test_per_class=200,
+        epoch_scale=1.0, min_epochs=1, max_train_per_class=None, max_test_per_class=None, max_val_per_class=None,
+        early_stopping_patience=6, synthetic_train_per_class=1000, synthetic_test_per_class=200, scratch_epochs=60,
         description="paper-grade, for a GPU: the seed's schedules, backbones at 96x96, batch 32",
     ),
 }

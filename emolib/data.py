@@ -417,8 +417,7 @@ def prepare(cfg, *, size: int | None = None, progress: bool = True, data_dir: st
     frame = split_validation(frame, cfg.val_fraction, cfg.seed, exclude_hashes=exclude, hashes=frame["md5"])
     fp = fingerprint(frame, frame["md5"])
     frame = subsample(frame, "train", cfg.profile.max_train_per_class, cfg.seed)
-    frame = subsample(frame, "val", cfg.profile.max_train_per_class and max(16, cfg.profile.max_train_per_class // 2),
-                      cfg.seed)
+    frame = subsample(frame, "val", cfg.profile.max_val_per_class, cfg.seed)
     frame = subsample(frame, "test", cfg.profile.max_test_per_class, cfg.seed).reset_index(drop=True)
     pixels, ok, problems = load_images(frame, size or cfg.profile.cnn_image_size, progress=progress)
     frame, pixels = frame[ok].reset_index(drop=True), pixels[ok]

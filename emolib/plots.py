@@ -143,3 +143,28 @@ def image_pairs(groups: list[list[dict]], read, max_groups: int = 6, title: str 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def learning_curves(history: pd.DataFrame, title: str = "Learning curves") -> plt.Figure:
+    """Loss, accuracy and validation macro-F1 per epoch across all stages, stages shaded."""
+    metrics = [("loss", "val_loss", "loss"), ("accuracy", "val_accuracy", "accuracy"),
+               (None, "val_macro_f1", "validation macro-F1")]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    x = history["epoch_global"] if "epoch_global" in history else np.arange(1, len(history) + 1)
+    for ax, (train_col, val_col, name) in zip(axes, metrics):
+        if train_col and train_col in history:
+            ax.plot(x, history[train_col], "o-", label="train", ms=3)
+        if val_col in history:
+            ax.plot(x, history[val_col], "o-", label="validation", ms=3)
+        ax.set(title=name, xlabel="epoch (all stages)")
+        ax.legend(fontsize=8)
+    if "stage" in history:
+        palette = sns.color_palette("pastel", history["stage"].nunique())
+        for k, (stage, part) in enumerate(history.groupby("stage", sort=False)):
+            lo, hi = part["epoch_global"].min() - 0.5, part["epoch_global"].max() + 0.5
+            for ax in axes:
+                ax.axvspan(lo, hi, color=palette[k], alpha=0.25, lw=0)
+            axes[0].text((lo + hi) / 2, axes[0].get_ylim()[1], stage, ha="center", va="bottom", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,437 @@
+"""The ``emolib`` command: predict, evaluate and export with a trained model directory.
+
+    emolib predict  --model reports/models/cnn photos/ face.jpg --csv predictions.csv
+    emolib evaluate --model reports/models/cnn --data data/raw/fer2013/test --json eval.json
+    emolib export   --model reports/models/cnn --format tflite --quantize float16
+
+Exit status: 0 when something was processed, 1 when nothing could be (no images found,
+every file unreadable, a missing or broken model), 2 for a wrong command line.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import io
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+PROG = "emolib"
+EXAMPLES = """\
+examples:
+  emolib predict --model reports/models/cnn photo.jpg
+  emolib predict --model reports/models/cnn photos/ --csv predictions.csv --faces on
+  emolib evaluate --model reports/models/cnn --data data/raw/fer2013/test --json reports/eval_cnn.json
+  emolib export --model reports/models/cnn --format tflite --quantize int8 --data data/raw/fer2013/train
+
+model directory: reports/models/<model>/ with model.keras and model.json (written by training).
+"""
+MAX_LISTED = 10  # problems listed one by one in a summary; the rest are counted
+
+
+class CliError(Exception):
+    """A user-facing failure: printed to stderr as 'emolib <cmd>: error: ...', exit status 1."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Facial emotion recognition with a trained emolib model: predict emotions in\n"
+                    "photos or face crops, evaluate on a labelled folder, export to TFLite or ONNX.\n"
+                    "Run 'emolib COMMAND --help' for the options of each command.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, title="commands")
+
+    model_help = "trained model directory with model.keras and model.json (e.g. reports/models/cnn)"
+    faces_help = ("face handling: 'auto' uses small square images (<=128 px, e.g. 48x48 crops) whole and "
+                  "searches larger photos with OpenCV's face detector; 'on' always searches; "
+                  "'off' uses every image whole")
+
+    p = sub.add_parser(
+        "predict", help="predict the emotion of every face in images or folders",
+        description="Predict the emotion of every face in the given images; folders are searched "
+                    "recursively for image files. One output row per face (or one status row per file "
+                    "without a usable face: 'no_face', 'unreadable: <reason>').",
+        epilog="CSV columns: path, face, x, y, w, h, status, emotion, confidence, p_<class>... "
+               "(face counts from 0 left to right; x, y, w, h are empty where the whole image was used).",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    p.add_argument("--model", required=True, metavar="DIR", help=model_help)
+    p.add_argument("--csv", metavar="OUT", help="write one row per face to this CSV file (atomically)")
+    p.add_argument("--faces", choices=("auto", "on", "off"), default="auto", help=faces_help + " (default: auto)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
+                   help="faces per forward pass of the network (default: 64)")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average with the mirrored face")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser(
+        "evaluate", help="accuracy, macro-F1 and more on a labelled folder",
+        description="Evaluate a model on DATA laid out as DATA/<class>/*.png. Folder names are normalised "
+                    "('Anger' -> 'angry'); folders of classes the model does not know are reported and "
+                    "skipped. Images are used whole (face crops) unless --faces is given.",
+    )
+    e.add_argument("--model", required=True, metavar="DIR", help=model_help)
+    e.add_argument("--data", required=True, metavar="DIR", help="labelled folder with one sub-folder per class")
+    e.add_argument("--json", metavar="OUT", help="write the metrics as JSON to this file (atomically)")
+    e.add_argument("--faces", choices=("auto", "on", "off"), default="off", help=faces_help + " (default: off)")
+    e.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
+                   help="faces per forward pass of the network (default: 64)")
+    e.add_argument("--tta", action="store_true", help="test-time augmentation: average with the mirrored face")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    x = sub.add_parser(
+        "export", help="export to TFLite (float32, float16, int8) or ONNX",
+        description="Export model.keras to a TFLite or ONNX file that takes raw grayscale pixels "
+                    "(N, S, S, 1) float32 0..255 and returns class probabilities, like the Keras model.",
+        epilog="int8: with --data, full integer quantization calibrated on up to 200 images of that folder "
+               "(float32 input/output kept); without --data, dynamic-range quantization (int8 weights, "
+               "float activations), which needs no calibration images. ONNX is float32 only and needs "
+               "tf2onnx, onnx (and onnxruntime to run it).",
+    )
+    x.add_argument("--model", required=True, metavar="DIR", help=model_help)
+    x.add_argument("--format", choices=("tflite", "onnx"), default="tflite", help="output format (default: tflite)")
+    x.add_argument("--quantize", choices=("none", "float16", "int8"), default="none",
+                   help="TFLite weight/activation precision (default: none = float32)")
+    x.add_argument("--out", metavar="PATH",
+                   help="output file (default: DIR/model.tflite, DIR/model_<quantize>.tflite or DIR/model.onnx)")
+    x.add_argument("--data", metavar="DIR", help="images for int8 calibration (and for the agreement check)")
+    x.add_argument("--check", type=_nonneg_int, default=32, metavar="N",
+                   help="compare the exported file with Keras on N images (from --data, else random); 0 skips "
+                        "(default: 32)")
+    return parser
+
+
+# -- helpers -----------------------------------------------------------------------------
+def _fmt_float(v: Any) -> str:
+    return "" if v is None else f"{float(v):.6f}"
+
+
+def _csv_text(rows, classes: Sequence[str]) -> str:
+    from .predict import csv_columns
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    cols = csv_columns(classes)
+    writer.writerow(cols)
+    for r in rows:
+        d = r.to_row(classes)
+        out = []
+        for c in cols:
+            v = d[c]
+            if c == "confidence" or c.startswith("p_"):
+                out.append(_fmt_float(v))
+            else:
+                out.append("" if v is None else v)
+        writer.writerow(out)
+    return buf.getvalue()
+
+
+def _load(model_dir: str, tta: bool = False):
+    from .predict import ModelDirError, load_predictor
+
+    try:
+        return load_predictor(model_dir, tta=tta)
+    except ModelDirError as e:
+        raise CliError(str(e)) from None
+
+
+def _print_list(title: str, items: list[tuple[str, str]], out) -> None:
+    if not items:
+        return
+    print(f"{title} ({len(items)}):", file=out)
+    for path, reason in items[:MAX_LISTED]:
+        print(f"  {path}: {reason}", file=out)
+    if len(items) > MAX_LISTED:
+        by_reason = collections.Counter(reason for _, reason in items[MAX_LISTED:])
+        more = ", ".join(f"{n} {r}" for r, n in by_reason.most_common(5))
+        print(f"  ... and {len(items) - MAX_LISTED} more ({more})", file=out)
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf -> None, numpy -> Python, so strict JSON can be written."""
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        np = None
+    if np is not None and isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    if np is not None and isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+# -- predict -------------------------------------------------------------------------------
+def cmd_predict(args) -> int:
+    from .predict import STATUS_NO_FACE, iter_image_paths
+    from .runinfo import atomic_write_text
+
+    paths, skipped = iter_image_paths(args.paths)
+    if not paths:
+        for p, reason in skipped[:MAX_LISTED]:
+            print(f"  {p}: {reason}", file=sys.stderr)
+        given = ", ".join(str(p) for p in args.paths)
+        raise CliError(f"no images to predict in {given} (image extensions: .jpg .jpeg .png .bmp .gif .tif .webp ...)")
+    predictor = _load(args.model, tta=args.tta)
+    rows = predictor.predict_batch([str(p) for p in paths], faces=args.faces, batch_size=args.batch_size,
+                                   progress=not args.no_progress)
+    classes = predictor.classes
+    if args.csv:
+        atomic_write_text(args.csv, _csv_text(rows, classes))
+
+    ok = [r for r in rows if r.ok]
+    no_face = [r for r in rows if r.status == STATUS_NO_FACE]
+    unreadable = [r for r in rows if r.status.startswith("unreadable")]
+    out = sys.stdout
+    if not args.csv:
+        shown = rows[:50]
+        width = min(60, max((len(r.path or "") for r in shown), default=4))
+        for r in shown:
+            face = "" if r.face is None else r.face
+            conf = "" if r.confidence is None else f"{r.confidence:.3f}"
+            what = r.emotion if r.ok else r.status
+            print(f"{(r.path or ''):<{width}}  {face!s:>2}  {what:<10} {conf}", file=out)
+        if len(rows) > len(shown):
+            print(f"... {len(rows) - len(shown)} more rows (use --csv OUT for all of them)", file=out)
+        print(file=out)
+
+    files_ok = len({r.path for r in ok})
+    print(f"{predictor.model_name}: {len(paths)} file(s), {len(ok)} face(s) in {files_ok} file(s), "
+          f"{len(no_face)} without a face, {len(unreadable)} unreadable", file=out)
+    if ok:
+        counts = collections.Counter(r.emotion for r in ok)
+        print("emotions: " + ", ".join(f"{c} {counts[c]}" for c in classes if counts[c]), file=out)
+        mean_conf = sum(r.confidence for r in ok) / len(ok)
+        print(f"mean confidence: {mean_conf:.3f}", file=out)
+    _print_list("unreadable", [(r.path, r.status.split(": ", 1)[-1]) for r in unreadable], out)
+    _print_list("skipped", [(str(p), reason) for p, reason in skipped], out)
+    if args.csv:
+        print(f"wrote {args.csv} ({len(rows)} rows)", file=out)
+    if not ok and not no_face:
+        raise CliError("nothing could be processed: every file was unreadable")
+    return 0
+
+
+# -- evaluate ------------------------------------------------------------------------------
+def _labelled_files(data: Path, classes: Sequence[str]):
+    """([(path, class index)], ignored {folder: n images}, skipped [(path, reason)], root used)."""
+    from .config import normalise_class_name
+    from .predict import iter_image_paths
+
+    def class_folders(root: Path):
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    root = data
+    folders = class_folders(root)
+    if not any(normalise_class_name(f.name) in classes for f in folders) and (root / "test").is_dir():
+        root = root / "test"  # a FER2013-style train/test layout: evaluate on test
+        folders = class_folders(root)
+    index = {c: i for i, c in enumerate(classes)}
+    labelled, ignored, skipped = [], {}, []
+    for p in sorted(root.iterdir()):
+        if p.is_file() and not p.name.startswith("."):
+            skipped.append((p, "not inside a class folder"))
+    for folder in folders:
+        files, skip = iter_image_paths([folder])
+        skipped += skip
+        label = normalise_class_name(folder.name)
+        if label not in index:
+            ignored[folder.name] = len(files)
+            continue
+        labelled += [(f, index[label]) for f in files]
+    return labelled, ignored, skipped, root
+
+
+def _local_scores(y_true, y_pred, n_classes: int) -> tuple[float, float]:
+    import numpy as np
+
+    acc = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
+    f1s = []
+    for k in range(n_classes):
+        tp = int(np.sum((y_pred == k) & (y_true == k)))
+        fp = int(np.sum((y_pred == k) & (y_true != k)))
+        fn = int(np.sum((y_pred != k) & (y_true == k)))
+        if tp + fp + fn:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return acc, float(np.mean(f1s)) if f1s else float("nan")
+
+
+def _find_metric(metrics: dict, *names: str):
+    for name in names:
+        v = metrics.get(name)
+        if isinstance(v, (int, float)):
+            return float(v)
+    return None
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from .runinfo import atomic_write_json
+
+    data = Path(args.data)
+    if not data.is_dir():
+        raise CliError(f"{data}: labelled data folder not found (expected DATA/<class>/*.png)")
+    try:
+        from .evaluate import classification_metrics
+    except ImportError as e:
+        raise CliError(f"emolib.evaluate is not available ({e})") from None
+    predictor = _load(args.model, tta=args.tta)
+    classes = list(predictor.classes)
+    labelled, ignored, skipped, root = _labelled_files(data, classes)
+    out = sys.stdout
+    if root != data:
+        print(f"using {root} (no class folders directly in {data})", file=out)
+    for name, n in ignored.items():
+        print(f"skipped folder {name!r} ({n} images): not a class of this model {classes}", file=out)
+    if not labelled:
+        raise CliError(f"{root}: no images in folders of the model's classes {classes}")
+
+    rows = predictor.predict_batch([str(p) for p, _ in labelled], faces=args.faces,
+                                   batch_size=args.batch_size, progress=not args.no_progress)
+    best: dict[str, Any] = {}
+    status: dict[str, str] = {}
+    for r in rows:
+        if r.ok:
+            area = (r.box[2] * r.box[3]) if r.box else math.inf
+            if r.path not in best or area > best[r.path][0]:
+                best[r.path] = (area, r)
+        else:
+            status.setdefault(r.path, r.status)
+    y_true, y_pred, probs, unusable = [], [], [], []
+    for p, k in labelled:
+        key = str(p)
+        if key in best:
+            r = best[key][1]
+            y_true.append(k)
+            y_pred.append(classes.index(r.emotion))
+            probs.append([r.probabilities[c] for c in classes])
+        else:
+            unusable.append((key, status.get(key, "no prediction")))
+    if not y_true:
+        _print_list("not usable", unusable, sys.stderr)
+        raise CliError("nothing could be evaluated: no image gave a prediction")
+    y_true_a, y_pred_a = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    probs_a = np.asarray(probs, dtype=np.float32)
+    metrics = classification_metrics(y_true_a, y_pred_a, classes, probs=probs_a)
+    acc_local, f1_local = _local_scores(y_true_a, y_pred_a, len(classes))
+    acc = _find_metric(metrics, "accuracy", "acc")
+    f1 = _find_metric(metrics, "macro_f1", "f1_macro", "macro_avg_f1", "f1")
+    acc = acc_local if acc is None else acc
+    f1 = f1_local if f1 is None else f1
+
+    per_class = collections.Counter(y_true)
+    print(f"{predictor.model_name} on {root}: {len(y_true)} images "
+          f"({', '.join(f'{c} {per_class[i]}' for i, c in enumerate(classes))})", file=out)
+    missing = [c for i, c in enumerate(classes) if not per_class[i]]
+    if missing:
+        print(f"no test images for: {', '.join(missing)}", file=out)
+    print(f"accuracy: {acc:.4f}", file=out)
+    print(f"macro-F1: {f1:.4f}", file=out)
+    _print_list("not usable", unusable, out)
+    _print_list("skipped", [(str(p), r) for p, r in skipped], out)
+    if args.json:
+        payload = {
+            "model_dir": str(predictor.model_dir), "model_name": predictor.model_name, "data_dir": str(root),
+            "classes": classes, "faces": args.faces, "tta": bool(args.tta),
+            "n_images": len(labelled), "n_evaluated": len(y_true),
+            "per_class": {c: per_class[i] for i, c in enumerate(classes)},
+            "accuracy": acc, "macro_f1": f1,
+            "ignored_folders": ignored,
+            "not_usable": [{"path": p, "status": s} for p, s in unusable],
+            "skipped": [{"path": str(p), "reason": r} for p, r in skipped],
+            "metrics": metrics,
+        }
+        atomic_write_json(args.json, _json_safe(payload))
+        print(f"wrote {args.json}", file=out)
+    return 0
+
+
+# -- export --------------------------------------------------------------------------------
+def cmd_export(args) -> int:
+    import numpy as np
+
+    from . import export as ex
+    from .predict import ModelDirError
+
+    if args.data and not Path(args.data).is_dir():
+        raise CliError(f"{args.data}: image folder not found")
+    if args.quantize == "int8" and not args.data:
+        print("int8 without --data: dynamic-range quantization (int8 weights, float activations)")
+    try:
+        info = ex.export_model(args.model, args.format, args.quantize, out=args.out, data_dir=args.data)
+    except (ex.ExportError, ModelDirError) as e:
+        raise CliError(str(e)) from None
+    print(f"wrote {info['path']} ({info['bytes'] / 1024:.1f} KiB, {info['format']}, {info['how']})")
+    if args.check:
+        predictor = _load(args.model)
+        size = predictor.size
+        if args.data:
+            x = ex.representative_images(args.data, size, limit=args.check, seed=1)
+        else:
+            x = np.random.default_rng(0).uniform(0, 255, (args.check, size, size, 1)).astype(np.float32)
+        ref = predictor.predict_arrays(x)
+        got = ex.exported_predict(info["path"], x)
+        agree = float(np.mean(ref.argmax(1) == got.argmax(1)))
+        src = "images from --data" if args.data else "random images"
+        print(f"agreement with Keras on {len(x)} {src}: top-1 {agree:.1%}, "
+              f"max |difference in probability| {float(np.abs(ref - got).max()):.2e}")
+    return 0
+
+
+COMMANDS = {"predict": cmd_predict, "evaluate": cmd_evaluate, "export": cmd_export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ info lines quiet
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .faces import FaceDetectorUnavailable
+
+    try:
+        return COMMANDS[args.command](args)
+    except (CliError, FaceDetectorUnavailable) as e:
+        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # python -m emolib.cli
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The model card (`reports/models/<model>/model.json`): what a trained model is and how it came to be."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .runinfo import atomic_write_json, library_versions, machine_info, now_iso
+
+
+def build_card(*, model_name: str, cfg, classes, input_shape, info: dict, result, stages, val_metrics: dict,
+               data_fingerprint: str, synthetic: bool, params: dict, device: str) -> dict:
+    """Collect everything the comparison and the report need to know about one trained model."""
+    planned = {s.name: s for s in stages}
+    per_stage = []
+    for row in result.epochs_per_stage:
+        stage = planned.get(row.get("name"))
+        per_stage.append({**row, "epochs_planned": stage.epochs if stage else None,
+                          "trainable_spec": stage.trainable if stage else None})
+    return {
+        "model_name": model_name,
+        "classes": list(classes),
+        "input_shape": list(input_shape),
+        "input": "raw grayscale pixels, float32 0..255, shape (S, S, 1); all preprocessing is inside the graph",
+        "preprocessing": info.get("preprocessing"),
+        "weights_requested": info.get("weights_requested"),
+        "weights_used": info.get("weights_used"),
+        "params": params,
+        "stages": [{"name": s.name, "trainable": s.trainable, "epochs": s.epochs, "learning_rate": s.learning_rate}
+                   for s in stages],
+        "epochs_per_stage": per_stage,
+        "epochs_total": int(sum(r.get("epochs_run", 0) for r in result.epochs_per_stage)),
+        "wall_time_s": round(float(result.wall_time_s), 1),
+        "resumed": bool(result.resumed),
+        "seed": cfg.seed,
+        "profile": cfg.profile.name,
+        "data_dir": str(cfg.data_dir),
+        "data_fingerprint": data_fingerprint,
+        "synthetic": bool(synthetic),
+        "val_metrics": val_metrics,
+        "device": device,
+        "machine": machine_info(),
+        "versions": library_versions(),
+        "created": now_iso(),
+    }
+
+
+def write_card(model_dir: str | Path, card: dict) -> Path:
+    return atomic_write_json(Path(model_dir) / "model.json", card)
+
+
+def run_key(*, model_name: str, cfg, image_size: int, data_fingerprint: str, weights_used: str) -> dict:
+    """What a checkpoint in reports/models/<model>/ was trained for; a change means start over."""
+    return {"model_name": model_name, "profile": cfg.profile.name, "classes": list(cfg.classes), "seed": cfg.seed,
+            "image_size": image_size, "data_fingerprint": data_fingerprint, "weights_used": weights_used,
+            "max_train_per_class": cfg.profile.max_train_per_class}
+
+
+def prepare_out_dir(out_dir: str | Path, key: dict) -> bool:
+    """Keep `out_dir` for resuming only if it was made for the same run key; else clear it.
+
+    Returns True when an older run's files were removed (parameters or data changed),
+    so a model trained on other data can never be taken as this run's result.
+    """
+    import json
+    import shutil
+
+    out_dir = Path(out_dir)
+    key_file = out_dir / "run_key.json"
+    stale = out_dir.exists() and any(out_dir.iterdir()) and (
+        not key_file.exists() or json.loads(key_file.read_text()) != json.loads(json.dumps(key)))
+    if stale:
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(key_file, key)
+    return stale

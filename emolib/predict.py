@@ -1,0 +1,332 @@
+"""Predict emotions with a trained model directory (``reports/models/<model>/``).
+
+A model directory holds ``model.keras`` (input (S, S, 1) float32 raw grayscale pixels
+0..255, all preprocessing inside the graph, softmax output) and ``model.json`` (model
+card: ``model_name``, ``classes`` in output order, ``input_shape``).
+
+    >>> from emolib.predict import load_predictor
+    >>> p = load_predictor("reports/models/cnn")
+    >>> p.predict("photo.jpg")                 # one FaceResult per face
+    >>> p.predict_batch(["a.jpg", "folder/b.png"])   # batched forward passes
+
+Speed: the model runs through one cached ``tf.function`` (no ``model.predict``, whose
+per-call overhead dominates for single images), and `predict_batch` reads and detects
+per file but runs the network once per `batch_size` faces.
+
+Bad input never raises out of `predict` / `predict_batch`: it becomes a row with status
+``'unreadable: <reason>'`` (cannot read the file) or ``'no_face'`` (no face detected).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from . import faces as _faces
+from .images import ImageReadError, is_image_path, read_image
+
+STATUS_OK = "ok"
+STATUS_NO_FACE = "no_face"
+STATUS_UNREADABLE = "unreadable"
+MODEL_FILE = "model.keras"
+CARD_FILE = "model.json"
+PROGRESS_MIN_ITEMS = 20  # progress bars only for batches longer than this
+
+
+class ModelDirError(FileNotFoundError):
+    """A model directory is missing, incomplete or unreadable; the message says which."""
+
+
+@dataclass
+class FaceResult:
+    """One face of one image (or one status row for an image without a usable face).
+
+    face: index of the face in the image, left to right, from 0 (None when there is none).
+    box: (x, y, w, h) in pixels of the image read (EXIF-rotated); None for a pass-through
+         image used whole (faces='off', or a small face crop under faces='auto').
+    status: 'ok', 'no_face' or 'unreadable: <reason>'.
+    """
+
+    face: int | None
+    box: tuple[int, int, int, int] | None
+    emotion: str | None
+    confidence: float | None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    status: str = STATUS_OK
+    path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+    def to_row(self, classes: Sequence[str]) -> dict[str, Any]:
+        """A flat dict with the CSV columns (None where not applicable)."""
+        x, y, w, h = self.box if self.box is not None else (None, None, None, None)
+        row = {"path": self.path, "face": self.face, "x": x, "y": y, "w": w, "h": h,
+               "status": self.status, "emotion": self.emotion, "confidence": self.confidence}
+        for c in classes:
+            row[f"p_{c}"] = self.probabilities.get(c) if self.probabilities else None
+        return row
+
+
+def csv_columns(classes: Sequence[str]) -> list[str]:
+    return ["path", "face", "x", "y", "w", "h", "status", "emotion", "confidence"] + [f"p_{c}" for c in classes]
+
+
+def _describe(source: Any, index: int | None = None) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    kind = type(source).__name__
+    return f"<{kind} #{index}>" if index is not None else f"<{kind}>"
+
+
+def _unreadable(reason: str, source: Any = None) -> str:
+    """'unreadable: <reason>' without the file name that ImageReadError puts first."""
+    reason = str(reason).strip() or "unknown error"
+    if isinstance(source, (str, os.PathLike)):
+        prefix = f"{source}: "
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):]
+    elif reason.startswith("<") and ">: " in reason:
+        reason = reason.split(">: ", 1)[1]
+    return f"{STATUS_UNREADABLE}: {' '.join(reason.split())}"
+
+
+def iter_image_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files and folders (recursively) into image paths.
+
+    Returns (images, skipped): images sorted per argument (folders walked in sorted
+    order, so the result is deterministic) without duplicates; skipped holds
+    (path, reason) for missing paths and, inside folders, files without an image
+    extension and hidden files. A file named explicitly is kept whatever its extension:
+    reading it will tell whether it is an image.
+    """
+    found: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(p)
+
+    for arg in paths:
+        p = Path(arg)
+        if not p.exists():
+            skipped.append((p, "not found"))
+        elif p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    f = Path(root) / name
+                    if name.startswith("."):
+                        skipped.append((f, "hidden file"))
+                    elif not is_image_path(f):
+                        skipped.append((f, "not an image file (extension)"))
+                    else:
+                        add(f)
+        else:
+            add(p)
+    return found, skipped
+
+
+def _read_card(model_dir: Path) -> dict:
+    path = model_dir / CARD_FILE
+    if not path.is_file():
+        raise ModelDirError(f"{model_dir}: no {CARD_FILE} (model card with the class names) in the model directory")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelDirError(f"{path}: cannot read the model card ({e})") from None
+    classes = card.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise ModelDirError(f"{path}: 'classes' must be a list of at least two class names, got {classes!r}")
+    return card
+
+
+def _load_keras_model(path: Path):
+    import keras
+
+    try:  # custom layers, if any, register themselves when emolib.models is imported
+        import emolib.models  # noqa: F401
+    except Exception:  # noqa: BLE001 - a model without custom layers still loads
+        pass
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:  # noqa: BLE001
+        raise ModelDirError(f"{path}: cannot load the model ({type(e).__name__}: {e})") from e
+
+
+class Predictor:
+    """A loaded model: `predict` for one image, `predict_batch` for many."""
+
+    def __init__(self, model, classes: Sequence[str], *, card: dict | None = None,
+                 model_dir: str | Path | None = None, tta: bool = False):
+        import tensorflow as tf
+
+        self.model = model
+        self.classes: tuple[str, ...] = tuple(classes)
+        self.card = dict(card or {})
+        self.model_dir = Path(model_dir) if model_dir is not None else None
+        self.tta = bool(tta)
+        shape = tuple(model.input_shape)
+        if len(shape) != 4 or shape[3] != 1 or shape[1] is None or shape[1] != shape[2]:
+            raise ModelDirError(f"model input shape {shape} is not (None, S, S, 1)")
+        self.size = int(shape[1])
+        out = model.output_shape[-1]
+        if out != len(self.classes):
+            raise ModelDirError(f"model has {out} outputs but the card lists {len(self.classes)} classes {self.classes}")
+
+        @tf.function(input_signature=[tf.TensorSpec([None, self.size, self.size, 1], tf.float32)],
+                     reduce_retracing=True)
+        def _forward(x):
+            return model(x, training=False)
+
+        self._forward = _forward
+
+    @property
+    def model_name(self) -> str:
+        return str(self.card.get("model_name") or (self.model_dir.name if self.model_dir else "model"))
+
+    # -- the network -------------------------------------------------------------
+    def predict_arrays(self, x: np.ndarray, *, tta: bool | None = None, batch_size: int = 64) -> np.ndarray:
+        """Probabilities (N, classes) for face crops already at (N, S, S[, 1]), raw pixels 0..255.
+
+        With TTA the result is the mean of the image and its horizontal mirror.
+        """
+        tta = self.tta if tta is None else tta
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.shape[1:] != (self.size, self.size, 1):
+            raise ValueError(f"expected (N, {self.size}, {self.size}, 1), got {x.shape}")
+        out = np.empty((len(x), len(self.classes)), dtype=np.float32)
+        step = max(1, int(batch_size))
+        for i in range(0, len(x), step):
+            chunk = x[i:i + step]
+            if tta:  # image and mirror in one forward pass
+                both = self._forward(np.concatenate([chunk, chunk[:, :, ::-1, :]])).numpy()
+                out[i:i + step] = (both[:len(chunk)] + both[len(chunk):]) / 2.0
+            else:
+                out[i:i + step] = self._forward(chunk).numpy()
+        return out
+
+    # -- images ------------------------------------------------------------------
+    def _prepare(self, source: Any, faces: str, name: str | None) -> tuple[list[tuple[Any, np.ndarray]], FaceResult | None]:
+        """Read and detect: ([(box, (S,S) uint8 crop), ...], None) or ([], status row)."""
+        try:
+            gray = read_image(source, mode="L")
+            found = _faces.find_faces(gray, faces)
+            crops = [(box, read_image(crop, mode="L", size=self.size)) for box, crop in found]
+        except ImageReadError as e:
+            return [], FaceResult(None, None, None, None, {}, _unreadable(e, source), name)
+        except _faces.FaceDetectorUnavailable:
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop a batch
+            return [], FaceResult(None, None, None, None, {}, _unreadable(f"{type(e).__name__}: {e}", source), name)
+        if not crops:
+            return [], FaceResult(None, None, None, None, {}, STATUS_NO_FACE, name)
+        return crops, None
+
+    def _result(self, probs: np.ndarray, face: int, box, name: str | None) -> FaceResult:
+        k = int(np.argmax(probs))
+        return FaceResult(
+            face=face,
+            box=tuple(int(v) for v in box) if box is not None else None,
+            emotion=self.classes[k],
+            confidence=float(probs[k]),
+            probabilities={c: float(p) for c, p in zip(self.classes, probs)},
+            status=STATUS_OK,
+            path=name,
+        )
+
+    def predict(self, image: Any, faces: str = "auto") -> list[FaceResult]:
+        """One FaceResult per face of `image` (a path, PIL image, bytes or numpy array).
+
+        faces: 'auto' (small square crops used whole, photos searched), 'on' (always
+        search) or 'off' (whole image). Without a face the list holds one row with status
+        'no_face'; an unreadable image gives one row 'unreadable: <reason>'.
+        """
+        _faces.check_face_mode(faces)
+        name = str(image) if isinstance(image, (str, os.PathLike)) else None
+        crops, status = self._prepare(image, faces, name)
+        if status is not None:
+            return [status]
+        probs = self.predict_arrays(np.stack([c for _, c in crops]))
+        return [self._result(p, i, box, name) for i, ((box, _), p) in enumerate(zip(crops, probs))]
+
+    def predict_batch(self, items: Iterable[Any], faces: str = "auto", batch_size: int = 64,
+                      progress: bool = True) -> list[FaceResult]:
+        """FaceResults for many images, in input order, each with `path` set.
+
+        Files are read and searched one by one; the network runs once per `batch_size`
+        faces. `progress` shows a tqdm bar (on stderr) for more than 20 items.
+        Unreadable files and photos without a face give status rows and never abort.
+        """
+        _faces.check_face_mode(faces)
+        items = list(items)
+        batch_size = max(1, int(batch_size))
+        rows: list[FaceResult | None] = []
+        pending: list[tuple[int, int, Any, str | None, np.ndarray]] = []  # (row, face, box, name, crop)
+
+        def flush() -> None:
+            if not pending:
+                return
+            probs = self.predict_arrays(np.stack([p[4] for p in pending]), batch_size=batch_size)
+            for (row, face, box, name, _), pr in zip(pending, probs):
+                rows[row] = self._result(pr, face, box, name)
+            pending.clear()
+
+        bar = None
+        if progress and len(items) > PROGRESS_MIN_ITEMS:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(items), desc="predict", unit="img", leave=False)
+        try:
+            for i, item in enumerate(items):
+                name = _describe(item, i)
+                crops, status = self._prepare(item, faces, name)
+                if status is not None:
+                    rows.append(status)
+                for face, (box, crop) in enumerate(crops):
+                    rows.append(None)
+                    pending.append((len(rows) - 1, face, box, name, crop))
+                if len(pending) >= batch_size:
+                    flush()
+                if bar is not None:
+                    bar.update(1)
+            flush()
+        finally:
+            if bar is not None:
+                bar.close()
+        return rows  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.model_name!r}, classes={list(self.classes)}, input={self.size}x{self.size}, tta={self.tta})"
+
+
+def resolve_model_dir(model_dir: str | Path) -> Path:
+    """The model directory, accepting the path of its model.keras too; clear errors otherwise."""
+    path = Path(model_dir)
+    if path.is_file() and path.name == MODEL_FILE:
+        path = path.parent
+    if not path.exists():
+        raise ModelDirError(f"{path}: model directory not found (train one first, e.g. reports/models/cnn)")
+    if not path.is_dir():
+        raise ModelDirError(f"{path}: not a model directory (expected a folder with {MODEL_FILE} and {CARD_FILE})")
+    if not (path / MODEL_FILE).is_file():
+        raise ModelDirError(f"{path}: no {MODEL_FILE} in the model directory (training did not finish?)")
+    return path
+
+
+def load_predictor(model_dir: str | Path, tta: bool = False) -> Predictor:
+    """Load ``model.keras`` (safe_mode=True) and ``model.json`` from a model directory."""
+    path = resolve_model_dir(model_dir)
+    card = _read_card(path)
+    model = _load_keras_model(path / MODEL_FILE)
+    return Predictor(model, card["classes"], card=card, model_dir=path, tta=tta)

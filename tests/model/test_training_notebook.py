@@ -1,0 +1,56 @@
+"""The training notebook end to end (smoke profile), model cards, stale-run protection, determinism."""
+import json
+
+import numpy as np
+import pytest
+
+from emolib import config, modelcard
+
+from ..code.test_notebooks import run_notebook
+
+
+@pytest.mark.slow
+def test_training_notebook_writes_a_complete_model_dir(tmp_path, synthetic_dir):
+    reports = tmp_path / "reports"
+    params = dict(profile="smoke", classes="angry,sad,surprise", data_dir=str(synthetic_dir), seed=1,
+                  reports_dir=str(reports), model_name="cnn", weights="auto")
+    run_notebook("10_train.ipynb", tmp_path, **params)
+    out = reports / "models" / "cnn"
+    assert {"model.keras", "model.json", "history.csv", "run_key.json"} <= {p.name for p in out.iterdir()}
+    card = json.loads((out / "model.json").read_text())
+    assert card["classes"] == ["angry", "sad", "surprise"] and card["input_shape"] == [48, 48, 1]
+    assert card["weights_used"] == "none" and card["synthetic"] is True and card["profile"] == "smoke"
+    assert card["epochs_total"] == 1 and card["params"]["total"] > 300_000
+    assert 0 <= card["val_metrics"]["macro_f1"] <= 1
+    first = (out / "model.keras").stat().st_mtime_ns
+    # A second run with the same parameters resumes/skips: the finished model is not retrained.
+    run_notebook("10_train.ipynb", tmp_path, **params)
+    assert (out / "model.keras").stat().st_mtime_ns == first
+
+
+def test_a_run_for_other_data_is_cleared(tmp_path):
+    cfg = config.resolve(profile="smoke", data_dir=tmp_path)
+    key = modelcard.run_key(model_name="cnn", cfg=cfg, image_size=48, data_fingerprint="aaa", weights_used="none")
+    out = tmp_path / "m"
+    assert modelcard.prepare_out_dir(out, key) is False
+    (out / "model.keras").write_text("trained on aaa")
+    assert modelcard.prepare_out_dir(out, key) is False and (out / "model.keras").exists()
+    other = dict(key, data_fingerprint="bbb")
+    assert modelcard.prepare_out_dir(out, other) is True and not (out / "model.keras").exists()
+
+
+@pytest.mark.slow
+def test_same_seed_same_validation_metrics(tmp_path, synthetic_dir):
+    """Op determinism on CPU: two runs with one seed give the same history, to the last bit."""
+    from emolib import data, models, pipeline, train
+
+    cfg = config.resolve(profile="smoke", data_dir=synthetic_dir, seed=5)
+    prepared = data.prepare(cfg, progress=False)
+    histories = []
+    for run in range(2):
+        train.set_seed(5, deterministic=True)
+        model = models.build_model("cnn", (48, 48, 1), 3)
+        tr, va, _ = pipeline.make_datasets(prepared, image_size=48, batch_size=32, seed=5)
+        result = train.train(model, tr, va, cfg.profile.schedule("cnn"), tmp_path / f"run{run}", seed=5, verbose=0)
+        histories.append(result.history[["loss", "val_loss", "val_macro_f1"]].to_numpy())
+    np.testing.assert_array_equal(histories[0], histories[1])
