@@ -28,13 +28,15 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 MODEL_CARDS := $(foreach m,$(MODELS),$(REPORTS)/models/$(m)/model.json)
 METRICS     := $(foreach m,$(MODELS),$(REPORTS)/models/$(m)/metrics.json)
 
-.PHONY: all setup test data eda train evaluate compare lab bench clean help FORCE
+.PHONY: all setup test data eda train evaluate compare report playground lab bench clean help FORCE
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make all    run the whole pipeline (EDA, ...) into reports/ [PROFILE=$(PROFILE) CLASSES=$(CLASSES) DATA_DIR=$(DATA_DIR) SEED=$(SEED)]"
 	@echo "make test   run the test suite"
 	@echo "make data   download FER2013 from Kaggle (needs credentials), else print the manual steps"
+	@echo "make report render reports/report.html (self-contained, with a prediction playground)"
+	@echo "make playground  serve the live playground (Voila) on http://127.0.0.1:8866"
 	@echo "make lab    open JupyterLab with the project kernel"
 	@echo "make bench  run the benchmarks into reports/bench/"
 	@echo "make clean  remove generated outputs (never data/raw)"
@@ -53,7 +55,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # ---------------------------------------------------------------- pipeline
-all: eda train evaluate compare
+all: eda train evaluate compare report
 
 # Rewritten only when a parameter or the data folder changes, so make's timestamps
 # decide what is out of date.
@@ -89,6 +91,17 @@ compare: $(REPORTS)/comparison.json
 
 $(REPORTS)/comparison.json: notebooks/30_comparison.ipynb $(METRICS)
 	$(PAPERMILL) $< $(NBOUT)/.tmp-30_comparison.ipynb && mv $(NBOUT)/.tmp-30_comparison.ipynb $(NBOUT)/30_comparison.ipynb
+
+# The report reads many optional inputs (bench numbers among them), so it is always re-rendered.
+report: $(REPORTS)/report.html
+
+$(REPORTS)/report.html: notebooks/40_report.ipynb $(REPORTS)/comparison.json FORCE | $(STAMP)
+	@mkdir -p $(NBOUT)
+	$(PAPERMILL) $< $(NBOUT)/.tmp-40_report.ipynb && mv $(NBOUT)/.tmp-40_report.ipynb $(NBOUT)/40_report.ipynb
+	$(PY) -m emolib.report render --notebook $(NBOUT)/40_report.ipynb --out $@
+
+playground: $(STAMP)
+	$(VENV)/bin/voila notebooks/50_playground.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8866 --Voila.port_retries=0
 
 # ---------------------------------------------------------------- tools
 test: $(STAMP)

@@ -47,11 +47,13 @@ def write_card(model_dir: str | Path, card: dict) -> Path:
     return atomic_write_json(Path(model_dir) / "model.json", card)
 
 
-def run_key(*, model_name: str, cfg, image_size: int, data_fingerprint: str, weights_used: str) -> dict:
+def run_key(*, model_name: str, cfg, image_size: int, data_fingerprint: str, weights_used: str,
+            stages=()) -> dict:
     """What a checkpoint in reports/models/<model>/ was trained for; a change means start over."""
     return {"model_name": model_name, "profile": cfg.profile.name, "classes": list(cfg.classes), "seed": cfg.seed,
             "image_size": image_size, "data_fingerprint": data_fingerprint, "weights_used": weights_used,
-            "max_train_per_class": cfg.profile.max_train_per_class}
+            "max_train_per_class": cfg.profile.max_train_per_class,
+            "stages": [[s.name, s.trainable, s.epochs, s.learning_rate] for s in stages]}
 
 
 def prepare_out_dir(out_dir: str | Path, key: dict) -> bool:

@@ -37,6 +37,10 @@ def test_a_run_for_other_data_is_cleared(tmp_path):
     assert modelcard.prepare_out_dir(out, key) is False and (out / "model.keras").exists()
     other = dict(key, data_fingerprint="bbb")
     assert modelcard.prepare_out_dir(out, other) is True and not (out / "model.keras").exists()
+    (out / "model.keras").write_text("trained on bbb")
+    longer = modelcard.run_key(model_name="cnn", cfg=cfg, image_size=48, data_fingerprint="bbb", weights_used="none",
+                               stages=config.get_profile("full").schedule("cnn"))
+    assert modelcard.prepare_out_dir(out, longer) is True  # another schedule: start over
 
 
 @pytest.mark.slow
