@@ -297,6 +297,12 @@ def build_model_with_info(name: str, input_shape=(48, 48, 1), n_classes: int = 3
         info["weights_used"] = str(path.resolve())
     if backbone is None:
         backbone = _application(name, shape3, None)
+        # keras.applications' BatchNorm momentum (0.99, MobileNetV2 0.999) suits ImageNet-length
+        # runs; a from-scratch run of a few hundred steps an epoch would predict with moving
+        # statistics that have not caught up yet (validation collapses to one class).
+        for lyr in backbone.layers:
+            if isinstance(lyr, layers.BatchNormalization):
+                lyr.momentum = BN_MOMENTUM
 
     inp = keras.Input(shape=shape, dtype="float32", name="pixels")
     x = BackbonePreprocess(BACKBONES[name][1], name="preprocess")(inp)

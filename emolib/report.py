@@ -458,6 +458,18 @@ def latency(ctx: dict):
     lat = ctx["latency"]
     if not lat:
         return _display(note("reports/bench/latency.json not found: run `make bench`."))
+    models = lat.get("models") if isinstance(lat, dict) else None
+    if isinstance(models, dict) and models and all("single_image" in m for m in models.values()):
+        from .bench import export_table, latency_table  # the schema `make bench` writes
+
+        targets = lat.get("targets", {})
+        rows = "".join(f"<li>{'PASS' if t.get('pass') else ('n/a' if t.get('pass') is None else 'FAIL')}: "
+                       f"{_esc(t.get('what', k))} (measured {_esc(t.get('value'))})</li>" for k, t in targets.items())
+        head = (f"<p style='font-size:12px'>{_esc(lat.get('note', ''))} Machine: "
+                f"{_esc((lat.get('machine') or {}).get('platform', ''))}, {_esc(lat.get('timestamp', ''))}.</p>")
+        return _display(table_html(latency_table(lat), index=False, float_digits=2) + "<h4>Exported models</h4>"
+                        + table_html(export_table(lat), index=False, float_digits=4) + "<h4>Targets</h4><ul>"
+                        + rows + "</ul>" + head)
     df = latency_frame(lat)
     extra = ""
     if isinstance(lat, dict):

@@ -222,6 +222,7 @@ def test_scratch_backbone_learns_its_batchnorm_statistics():
     trainable, total = models.apply_stage(model, stage)
     bn = [lyr for lyr in model.get_layer("backbone").layers if isinstance(lyr, keras.layers.BatchNormalization)]
     assert all(lyr.trainable for lyr in bn)
+    assert all(lyr.momentum == models.BN_MOMENTUM for lyr in bn)  # statistics keep up with a short run
     assert trainable > models.apply_stage(models.build_model("mobilenetv2", (32, 32, 1), 3), "all")[0]
     before = np.array(bn[0].moving_mean)
     model.compile("adam", "sparse_categorical_crossentropy")
