@@ -56,6 +56,15 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
+def _add_inference_options(parser: argparse.ArgumentParser, model_help: str) -> None:
+    """The options `predict` and `evaluate` share: which model, batch size, TTA, progress bar."""
+    parser.add_argument("--model", required=True, metavar="DIR", help=model_help)
+    parser.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
+                        help="faces per forward pass of the network (default: 64)")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation: average with the mirrored face")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -84,13 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                "(face counts from 0 left to right; x, y, w, h are empty where the whole image was used).",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
-    p.add_argument("--model", required=True, metavar="DIR", help=model_help)
     p.add_argument("--csv", metavar="OUT", help="write one row per face to this CSV file (atomically)")
     p.add_argument("--faces", choices=("auto", "on", "off"), default="auto", help=faces_help + " (default: auto)")
-    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
-                   help="faces per forward pass of the network (default: 64)")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation: average with the mirrored face")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_inference_options(p, model_help)
 
     e = sub.add_parser(
         "evaluate", help="accuracy, macro-F1 and more on a labelled folder",
@@ -98,14 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "('Anger' -> 'angry'); folders of classes the model does not know are reported and "
                     "skipped. Images are used whole (face crops) unless --faces is given.",
     )
-    e.add_argument("--model", required=True, metavar="DIR", help=model_help)
     e.add_argument("--data", required=True, metavar="DIR", help="labelled folder with one sub-folder per class")
     e.add_argument("--json", metavar="OUT", help="write the metrics as JSON to this file (atomically)")
     e.add_argument("--faces", choices=("auto", "on", "off"), default="off", help=faces_help + " (default: off)")
-    e.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
-                   help="faces per forward pass of the network (default: 64)")
-    e.add_argument("--tta", action="store_true", help="test-time augmentation: average with the mirrored face")
-    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_inference_options(e, model_help)
 
     x = sub.add_parser(
         "export", help="export to TFLite (float32, float16, int8) or ONNX",

@@ -12,13 +12,14 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
+
+from .runinfo import atomic_write_text
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -74,18 +75,7 @@ def predictions_frame(paths, y_true, probs, classes: Sequence[str]) -> pd.DataFr
 def save_predictions(df: pd.DataFrame, path) -> Path:
     """Write a predictions frame to CSV atomically (temporary file + os.replace)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(path, df.to_csv(index=False))
     return path
 
 

@@ -46,7 +46,7 @@ def make_dataset(pixels: np.ndarray, labels: np.ndarray | None = None, *, image_
     if augment is None:
         augment = training
     x = pixels[..., None] if pixels.ndim == 3 else pixels
-    items = (x,) if labels is None else (x, np.asarray(labels, dtype=np.int32))
+    items = x if labels is None else (x, np.asarray(labels, dtype=np.int32))
     ds = tf.data.Dataset.from_tensor_slices(items)
     size = image_size or x.shape[1]
 
@@ -56,7 +56,7 @@ def make_dataset(pixels: np.ndarray, labels: np.ndarray | None = None, *, image_
             img = tf.image.resize(img, (size, size), method="bilinear", antialias=True)
         if channels == 3:
             img = tf.image.grayscale_to_rgb(img)
-        return (img, *rest)
+        return (img, *rest) if rest else img
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache:
@@ -68,11 +68,10 @@ def make_dataset(pixels: np.ndarray, labels: np.ndarray | None = None, *, image_
         aug = augmentation_layers(seed)
 
         def apply(img, *rest):
-            return (tf.clip_by_value(aug(img, training=True), 0.0, 255.0), *rest)
+            img = tf.clip_by_value(aug(img, training=True), 0.0, 255.0)
+            return (img, *rest) if rest else img
 
         ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if labels is None:
-        ds = ds.map(lambda img: img)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -45,6 +45,7 @@ import pandas as pd
 
 from .config import Stage
 from .models import apply_stage
+from .runinfo import atomic_path, atomic_write_text as _atomic_write_text
 
 __all__ = [
     "TrainResult", "MacroF1Callback", "train", "set_seed", "distribution_strategy",
@@ -232,25 +233,14 @@ def _current_lr(model) -> float:
 
 
 # --------------------------------------------------------------------------- files
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _atomic_save_weights(model, path: Path) -> None:
-    tmp = path.with_name(f"tmp{os.getpid()}_{path.name}")  # must still end in .weights.h5
-    model.save_weights(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".weights.h5") as tmp:  # Keras needs the .weights.h5 ending
+        model.save_weights(str(tmp))
 
 
 def _atomic_save_model(model, path: Path) -> None:
-    tmp = path.with_name(f"tmp{os.getpid()}_{path.name}")  # must still end in .keras
-    model.save(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(str(tmp))
 
 
 def load_state(out_dir) -> dict | None:
