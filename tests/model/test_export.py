@@ -133,3 +133,76 @@ def test_cli_export(capsys, model_dir, tmp_path):
     assert "agreement with Keras on 16 random images: top-1 100.0%" in out
     code = cli.main(["export", "--model", str(tmp_path / "nope"), "--format", "tflite"])
     assert code == 1 and "not found" in capsys.readouterr().err
+
+
+def unnormalised_vgg16_dir(path: Path) -> Path:
+    """A VGG16 shaped like one trained from scratch: no normalisation inside, pooled features
+    ~1e6 and a head BatchNorm whose moving statistics match them (variances ~1e12: the case
+    that broke float16 exports). The scale sits in the last convolution; the rest is random init."""
+    from emolib import models
+
+    keras.utils.set_random_seed(0)
+    model = models.build_model("vgg16", input_shape=(32, 32, 1), n_classes=3, weights="none")
+    last = model.get_layer("backbone").get_layer("block5_conv3")
+    kernel, bias = last.get_weights()
+    last.set_weights([kernel * 1e8, bias * 1e8])
+    feats = keras.Model(model.input, model.get_layer("head_gap").output).predict(ex.probe_images(32, 128, seed=5),
+                                                                                 verbose=0)
+    assert np.median(feats.std(0)) > 1e5, "the stand-in should have huge features"
+    bn = model.get_layer("head_bn0")
+    gamma, beta, _, _ = bn.get_weights()
+    # a variance floor keeps near-constant features from dominating after normalisation
+    bn.set_weights([gamma, beta, feats.mean(0), feats.var(0) + (0.1 * np.median(feats.std(0))) ** 2])
+    dense = model.get_layer("predictions")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel * 5, bias])  # confident, varied predictions make agreement a real test
+    path.mkdir(parents=True, exist_ok=True)
+    model.save(path / "model.keras")
+    (path / "model.json").write_text(json.dumps({"model_name": "vgg16", "classes": CLASSES, "input_shape": [32, 32, 1]}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def vgg_dir(tmp_path_factory) -> Path:
+    return unnormalised_vgg16_dir(tmp_path_factory.mktemp("vgg") / "vgg16")
+
+
+def test_float16_safe_copy_is_exact(vgg_dir):
+    model = keras.models.load_model(vgg_dir / "model.keras", safe_mode=True)
+    safe, changes = ex.float16_safe_copy(model)
+    assert changes and "head_bn0" in changes[0]
+    assert safe is not model
+    x = ex.probe_images(32, 64, seed=6)
+    ref = model.predict(x, verbose=0)
+    assert len(np.unique(ref.argmax(1))) >= 2
+    np.testing.assert_allclose(safe.predict(x, verbose=0), ref, atol=1e-3)  # exact up to float32 rounding
+    # the features the head sees now have about unit scale
+    feats = keras.Model(safe.input, safe.get_layer("head_gap").output).predict(x, verbose=0)
+    assert 0.01 < np.median(feats.std(0)) < 100
+    kernels = [np.abs(layer.get_weights()[0]).max() for layer in safe.get_layer("backbone").layers
+               if isinstance(layer, keras.layers.Conv2D)]
+    assert max(kernels) < 1 and np.ptp(kernels) < 1e-3 * max(kernels)  # the 1e8 is spread out
+    # a model that needs nothing comes back untouched
+    tiny = keras.models.load_model(make_model_dir(vgg_dir.parent / "tiny") / "model.keras")
+    same, none = ex.float16_safe_copy(tiny)
+    assert same is tiny and none == []
+
+
+def test_float16_export_of_unnormalised_backbone_agrees(vgg_dir, tmp_path):
+    info = ex.export_model(vgg_dir, "tflite", "float16", out=tmp_path / "f16.tflite")
+    assert "rescaled" in info["how"]
+    model = keras.models.load_model(vgg_dir / "model.keras", safe_mode=True)
+    x = ex.probe_images(32, 200, seed=7)
+    ref = model.predict(x, verbose=0)
+    got = ex.exported_predict(info["path"], x)
+    assert agreement(ref, got) >= AGREEMENT
+    np.testing.assert_allclose(got, ref, atol=2e-2)
+
+
+def test_broken_float16_export_is_refused(vgg_dir, tmp_path, monkeypatch):
+    # without the rescaling the converter's float16 constants underflow: the check must refuse the file
+    monkeypatch.setattr(ex, "float16_safe_copy", lambda model: (model, []))
+    out = tmp_path / "bad.tflite"
+    with pytest.raises(ex.ExportError, match="disagrees with the Keras model"):
+        ex.export_model(vgg_dir, "tflite", "float16", out=out)
+    assert not out.exists() and not list(tmp_path.iterdir())  # nothing half-written left behind
