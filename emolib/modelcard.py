@@ -24,8 +24,8 @@ def build_card(*, model_name: str, cfg, classes, input_shape, info: dict, result
         "weights_requested": info.get("weights_requested"),
         "weights_used": info.get("weights_used"),
         "params": params,
-        "stages": [{"name": s.name, "trainable": s.trainable, "epochs": s.epochs, "learning_rate": s.learning_rate}
-                   for s in stages],
+        "stages": [{"name": s.name, "trainable": s.trainable, "epochs": s.epochs, "learning_rate": s.learning_rate,
+                    "lr_schedule": s.lr_schedule} for s in stages],
         "epochs_per_stage": per_stage,
         "epochs_total": int(sum(r.get("epochs_run", 0) for r in result.epochs_per_stage)),
         "wall_time_s": round(float(result.wall_time_s), 1),
@@ -53,7 +53,7 @@ def run_key(*, model_name: str, cfg, image_size: int, data_fingerprint: str, wei
     return {"model_name": model_name, "profile": cfg.profile.name, "classes": list(cfg.classes), "seed": cfg.seed,
             "image_size": image_size, "data_fingerprint": data_fingerprint, "weights_used": weights_used,
             "max_train_per_class": cfg.profile.max_train_per_class,
-            "stages": [[s.name, s.trainable, s.epochs, s.learning_rate] for s in stages]}
+            "stages": [[s.name, s.trainable, s.epochs, s.learning_rate, s.lr_schedule] for s in stages]}
 
 
 def prepare_out_dir(out_dir: str | Path, key: dict) -> bool:

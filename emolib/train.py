@@ -49,7 +49,7 @@ from .runinfo import atomic_path, atomic_write_text as _atomic_write_text
 
 __all__ = [
     "TrainResult", "MacroF1Callback", "train", "set_seed", "distribution_strategy",
-    "use_mixed_precision_if_gpu", "device_description", "macro_f1", "monitor_mode", "load_state",
+    "use_mixed_precision_if_gpu", "device_description", "macro_f1", "monitor_mode", "load_state", "cosine_lr",
 ]
 
 STATE_VERSION = 1
@@ -266,7 +266,34 @@ def _history_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def _schedule_signature(stages: Sequence[Stage]) -> list[list]:
-    return [[s.name, s.trainable, int(s.epochs), float(s.learning_rate)] for s in stages]
+    return [[s.name, s.trainable, int(s.epochs), float(s.learning_rate)]
+            + ([s.lr_schedule] if s.lr_schedule != "plateau" else []) for s in stages]
+
+
+LR_SCHEDULES = ("plateau", "cosine")
+
+
+def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
+    """Learning rate of epoch `epoch` (0-based) of `epochs`: base_lr * (1 + cos(pi * epoch / epochs)) / 2.
+
+    Starts at base_lr and ends near 0 (the last epoch runs at base_lr * (1 - cos(pi/epochs)) / 2).
+    A function of the epoch only, so a resumed stage continues on the same curve.
+    """
+    return float(base_lr) * 0.5 * (1.0 + math.cos(math.pi * int(epoch) / max(int(epochs), 1)))
+
+
+class _CosineLR(keras.callbacks.Callback):
+    """Sets the optimizer's learning rate to `cosine_lr` at the start of every epoch."""
+
+    def __init__(self, base_lr: float, epochs: int):
+        super().__init__()
+        self.base_lr, self.epochs = float(base_lr), int(epochs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate.assign(cosine_lr(self.base_lr, epoch, self.epochs))
+
+    def get_state(self) -> dict:  # stateless: the epoch number is enough to resume
+        return {}
 
 
 # --------------------------------------------------------------------------- train
@@ -350,7 +377,8 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
 
     train_ds / val_ds: tf.data.Datasets of (x float32 (B,S,S,1) raw 0..255, y int32 (B,)).
     class_weight: {class index: weight} or None. patience: EarlyStopping patience
-    (ReduceLROnPlateau: factor 0.5 after max(1, patience // 2) epochs). monitor: the
+    (a stage with lr_schedule 'plateau': ReduceLROnPlateau, factor 0.5 after
+    max(1, patience // 2) epochs; 'cosine': the rate follows `cosine_lr`). monitor: the
     metric both watch ('val_macro_f1' by default; mode max for scores, min for losses).
     seed: `keras.utils.set_random_seed(seed)` before training (call `set_seed(seed,
     deterministic=True)` yourself for op determinism). callbacks: extra Keras callbacks,
@@ -363,6 +391,9 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
     stages = tuple(stages)
     if not stages:
         raise ValueError("train: no stages given")
+    for s in stages:
+        if s.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"stage {s.name!r}: lr_schedule must be one of {LR_SCHEDULES}, got {s.lr_schedule!r}")
     out_dir = Path(out_dir)
     ckpt = out_dir / CHECKPOINT_DIR
     signature = _schedule_signature(stages)
@@ -438,8 +469,12 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
             es = _ResumableEarlyStopping(monitor=monitor, mode=mode, patience=int(patience),
                                          restore_best_weights=True, verbose=int(verbose > 0),
                                          initial_state=es_state, initial_best_weights=best_weights)
-            rlr = _ResumableReduceLR(monitor=monitor, mode=mode, factor=0.5, patience=max(1, int(patience) // 2),
-                                     min_lr=1e-7, verbose=int(verbose > 0), initial_state=rlr_state)
+            if stage.lr_schedule == "cosine":
+                rlr = _CosineLR(stage.learning_rate, stage.epochs)
+            else:
+                rlr = _ResumableReduceLR(monitor=monitor, mode=mode, factor=0.5,
+                                         patience=max(1, int(patience) // 2), min_lr=1e-7,
+                                         verbose=int(verbose > 0), initial_state=rlr_state)
             cks = _Checkpointer(run, i, stage, es, rlr)
             model.fit(train_ds, validation_data=val_ds, epochs=int(stage.epochs), initial_epoch=done_epochs,
                       class_weight=class_weight, verbose=verbose, shuffle=False,

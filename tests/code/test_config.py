@@ -61,3 +61,13 @@ def test_write_params_refuses_a_missing_explicit_data_dir(tmp_path, capsys):
         config.main(["write-params", "--out", str(tmp_path / "p.json"), "--data-dir", str(tmp_path / "nope")])
     assert exc.value.code == 2
     assert "Kaggle" in capsys.readouterr().err
+
+
+def test_quick_cnn_runs_a_fixed_cosine_budget_and_full_keeps_the_seed_schedule():
+    quick_cnn = config.get_profile("quick").for_model("cnn")
+    (stage,) = quick_cnn.schedule("cnn")
+    assert (stage.epochs, stage.learning_rate, stage.lr_schedule) == (40, 1e-3, "cosine")
+    assert quick_cnn.early_stopping_patience >= 10
+    assert all(s.lr_schedule == "plateau" for name in config.MODEL_NAMES
+               for s in config.get_profile("full").schedule(name))
+    assert config.get_profile("quick").for_model("vgg16").schedule("vgg16")[0].lr_schedule == "plateau"

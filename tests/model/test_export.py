@@ -19,16 +19,17 @@ AGREEMENT = 0.995
 
 
 def random_faces(n: int, seed: int = 0) -> np.ndarray:
-    """Random-ish raw-pixel images: varied brightness, contrast, texture and noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:48, 0:48] / 48
-    out = []
-    for _ in range(n):
-        img = (rng.uniform(20, 235)
-               + rng.uniform(0, 100) * np.sin(rng.uniform(1, 12) * xx + rng.uniform(0, 6)) * np.cos(rng.uniform(1, 12) * yy)
-               + rng.normal(0, rng.uniform(0, 40), (48, 48)))
-        out.append(np.clip(img, 0, 255))
-    return np.stack(out).astype(np.float32)[..., None]
+    """Random-ish raw-pixel 48x48 images: varied brightness, contrast, texture and noise."""
+    return ex.probe_images(48, n, seed)
+
+
+def save_model_dir(model, path: Path, name: str) -> Path:
+    """A model directory as training leaves it: model.keras and a minimal model card."""
+    path.mkdir(parents=True, exist_ok=True)
+    model.save(path / "model.keras")
+    (path / "model.json").write_text(json.dumps({"model_name": name, "classes": CLASSES,
+                                                 "input_shape": list(model.input_shape[1:])}))
+    return path
 
 
 def make_model_dir(path: Path) -> Path:
@@ -45,10 +46,7 @@ def make_model_dir(path: Path) -> Path:
     kernel = kernel * 6 / (f.std(0, keepdims=True).T + 1e-3)
     logits = f @ kernel
     model.layers[-1].set_weights([kernel, -np.median(logits, axis=0)])
-    path.mkdir(parents=True, exist_ok=True)
-    model.save(path / "model.keras")
-    (path / "model.json").write_text(json.dumps({"model_name": "tiny", "classes": CLASSES, "input_shape": [48, 48, 1]}))
-    return path
+    return save_model_dir(model, path, "tiny")
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +154,7 @@ def unnormalised_vgg16_dir(path: Path) -> Path:
     dense = model.get_layer("predictions")
     kernel, bias = dense.get_weights()
     dense.set_weights([kernel * 5, bias])  # confident, varied predictions make agreement a real test
-    path.mkdir(parents=True, exist_ok=True)
-    model.save(path / "model.keras")
-    (path / "model.json").write_text(json.dumps({"model_name": "vgg16", "classes": CLASSES, "input_shape": [32, 32, 1]}))
-    return path
+    return save_model_dir(model, path, "vgg16")
 
 
 @pytest.fixture(scope="module")

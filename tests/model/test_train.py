@@ -180,3 +180,33 @@ def test_macro_f1_callback_uses_full_validation_set(datasets):
     cb.on_epoch_end(0, logs)
     want = macro_f1(yv, model.predict(xv, verbose=0).argmax(1))
     assert logs["val_macro_f1"] == pytest.approx(want)
+
+
+def test_cosine_lr_curve():
+    from emolib.train import cosine_lr
+
+    rates = [cosine_lr(1e-3, e, 40) for e in range(40)]
+    assert rates[0] == pytest.approx(1e-3) and rates[20] == pytest.approx(5e-4)
+    assert all(a > b for a, b in zip(rates, rates[1:]))  # strictly decreasing
+    assert 0 < rates[-1] < 1e-5
+
+
+def test_cosine_stage_follows_curve_and_resumes_on_it(tmp_path, datasets):
+    from emolib.train import cosine_lr
+
+    train_ds, val_ds, _, _ = datasets
+    small = train_ds.take(3)
+    stages = (Stage("train", "all", 5, 2e-3, "cosine"),)
+    out = tmp_path / "cos"
+    with pytest.raises(KeyboardInterrupt):
+        train(build_model("cnn", (SIZE, SIZE, 1), n_classes=3), small, val_ds, stages, out, patience=10, verbose=0,
+              callbacks=[_Interrupt(2)])
+    res = train(build_model("cnn", (SIZE, SIZE, 1), n_classes=3), small, val_ds, stages, out, patience=10, verbose=0)
+    assert res.resumed and len(res.history) == 5
+    np.testing.assert_allclose(res.history["lr"], [cosine_lr(2e-3, e, 5) for e in range(5)], rtol=1e-5)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train(build_model("cnn", (SIZE, SIZE, 1)), small, val_ds, (Stage("x", "all", 1, 1e-3, "linear"),),
+              tmp_path / "bad", verbose=0)
+    # the plain schedule is another run: its checkpoint is not mistaken for this one
+    with pytest.raises(ValueError, match="different schedule"):
+        train(build_model("cnn", (SIZE, SIZE, 1)), small, val_ds, (Stage("train", "all", 5, 2e-3),), out, verbose=0)
