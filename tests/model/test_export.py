@@ -201,3 +201,15 @@ def test_broken_float16_export_is_refused(vgg_dir, tmp_path, monkeypatch):
     with pytest.raises(ex.ExportError, match="disagrees with the Keras model"):
         ex.export_model(vgg_dir, "tflite", "float16", out=out)
     assert not out.exists() and not list(tmp_path.iterdir())  # nothing half-written left behind
+
+
+def test_export_that_does_not_run_here_is_refused(model_dir, calibration_dir, tmp_path, monkeypatch):
+    # as XNNPACK does for a full-int8 VGG16 ("failed to prepare"): the file must not be left behind
+    def runtime_refuses(path, x):
+        raise RuntimeError("failed to create XNNPACK runtime")
+
+    monkeypatch.setattr(ex, "exported_predict", runtime_refuses)
+    out = tmp_path / "int8.tflite"
+    with pytest.raises(ex.ExportError, match="does not run in the TFLite runtime"):
+        ex.export_model(model_dir, "tflite", "int8", out=out, data_dir=calibration_dir)
+    assert not out.exists() and not list(tmp_path.iterdir())
