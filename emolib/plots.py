@@ -164,7 +164,9 @@ def learning_curves(history: pd.DataFrame, title: str = "Learning curves") -> pl
             lo, hi = part["epoch_global"].min() - 0.5, part["epoch_global"].max() + 0.5
             for ax in axes:
                 ax.axvspan(lo, hi, color=palette[k], alpha=0.25, lw=0)
-            axes[0].text((lo + hi) / 2, axes[0].get_ylim()[1], stage, ha="center", va="bottom", fontsize=8)
+            # inside the top of the plot (x in data, y in axes units), clear of the title
+            axes[0].text((lo + hi) / 2, 0.97, stage, ha="center", va="top", fontsize=8,
+                         transform=axes[0].get_xaxis_transform())
     fig.suptitle(title)
     fig.tight_layout()
     return fig
