@@ -52,6 +52,9 @@ def parse_classes(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str, 
     return classes
 
 
+LR_SCHEDULES: tuple[str, ...] = ("plateau", "cosine")
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step of a training schedule.
@@ -69,6 +72,11 @@ class Stage:
     # 'plateau': constant, halved by ReduceLROnPlateau when the monitored metric stalls;
     # 'cosine': decays from learning_rate towards 0 over the stage's epochs (fixed budget).
     lr_schedule: str = "plateau"
+
+    def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"stage {self.name!r}: lr_schedule must be one of {LR_SCHEDULES}, "
+                             f"got {self.lr_schedule!r}")
 
 
 # The paper-grade schedules (profile `full`), as the seed study ran them.
