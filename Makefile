@@ -101,7 +101,8 @@ $(REPORTS)/report.html: notebooks/40_report.ipynb $(REPORTS)/comparison.json FOR
 	$(PY) -m emolib.report render --notebook $(NBOUT)/40_report.ipynb --out $@
 
 playground: $(STAMP)
-	$(VENV)/bin/voila notebooks/50_playground.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8866 --Voila.port_retries=0
+	$(VENV)/bin/voila notebooks/50_playground.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8866 --Voila.port_retries=0 \
+		"--Voila.tornado_settings={'websocket_max_message_size': 268435456}"  # = emolib.uploads.VOILA_ARGS
 
 # ---------------------------------------------------------------- tools
 test: $(STAMP)

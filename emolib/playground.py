@@ -5,9 +5,10 @@ Upload one or several photos (or pick test images), choose a model or all of the
 the detected faces boxed, the class probabilities per face, the Grad-CAM of each face and,
 for a batch, a results table with a CSV download link (a `data:` URI).
 
-Uploads are decoded from memory (`emolib.images.read_image` accepts bytes): nothing is
-written to disk. Each file is limited to `max_upload_mb` (10 MB by default); larger files
-and files that are not images are reported and skipped, never fatal.
+Uploads are checked and decoded in memory by `emolib.uploads` (all the limits are there):
+nothing is written to disk. Refused and unreadable files get one message each (name and
+reason) while the other files of the same upload get their predictions; nothing raises out
+of the widget callbacks, so the page stays usable.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-MAX_UPLOAD_MB = 10.0
+MAX_UPLOAD_MB = 10.0  # = uploads.MAX_FILE_MB
 MODEL_DIR_ENV = "EMOLIB_MODEL_DIR"
 ALL_MODELS = "all models"
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,16 +72,17 @@ def test_images(model_dirs: dict[str, Path], k: int = 24) -> list[str]:
 
 
 def uploads(value: Any, max_mb: float = MAX_UPLOAD_MB) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """FileUpload value (ipywidgets 8: tuple of dicts name/size/content) -> ([(name, bytes)], problems)."""
-    items, problems = [], []
-    for f in value or ():
-        name = str(f.get("name", "upload"))
-        size = int(f.get("size") or len(f.get("content", b"")))
-        if size > max_mb * 1e6:
-            problems.append(f"{name}: {size / 1e6:.1f} MB is over the {max_mb:g} MB limit, skipped")
-            continue
-        items.append((name, bytes(f["content"])))
-    return items, problems
+    """FileUpload value (ipywidgets 8: tuple of dicts name/size/content) -> ([(name, bytes)], problems).
+
+    See `emolib.uploads.check_uploads` (count, per-file and total limits)."""
+    from .uploads import Limits, check_uploads
+
+    return check_uploads(value, Limits(max_file_mb=max_mb))
+
+
+def status_text(status: str) -> str:
+    """A status row in words: 'no_face' -> 'no face found'."""
+    return {"no_face": "no face found (try Faces: whole image)"}.get(status, status)
 
 
 def _png(arr: np.ndarray) -> str:
@@ -165,10 +167,11 @@ def analysis_html(analysis: dict) -> str:
 
     esc = html.escape
     if analysis["gray"] is None:
-        return f'<div class="emolib-result"><b>{esc(analysis["name"])}</b>: {esc(analysis["status"])}</div>'
+        reason = esc(status_text(analysis["status"]))
+        return f'<div class="emolib-result"><b>{esc(analysis["name"])}</b>: {reason}</div>'
     parts = [f'<div class="emolib-result" style="border-top:1px solid #ccc;padding:8px 0">'
              f'<div style="font-weight:bold">{esc(analysis["name"])}: {len(analysis["faces"])} face(s)'
-             f'{"" if analysis["faces"] else " (" + esc(analysis["status"]) + ")"}</div>'
+             f'{"" if analysis["faces"] else " (" + esc(status_text(analysis["status"])) + ")"}</div>'
              f'<img src="{_png(boxed_image(analysis["gray"], analysis["boxes"]))}" style="max-width:360px"/>']
     for i, face in enumerate(analysis["faces"]):
         parts.append(f'<div style="margin:6px 0 0 0"><b>face {i}</b><div style="display:flex;flex-wrap:wrap">')
@@ -190,12 +193,16 @@ def csv_link(rows: list[dict], filename: str = "predictions.csv") -> str:
     return f'<a download="{html.escape(filename)}" href="{uri}" class="emolib-csv">Download the results (CSV)</a>'
 
 
-def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MAX_UPLOAD_MB, faces: str = "auto"):
-    """Build the playground UI (ipywidgets)."""
+def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MAX_UPLOAD_MB, faces: str = "auto",
+        max_files: int | None = None, max_total_mb: float | None = None):
+    """Build the playground UI (ipywidgets). Upload limits: see `emolib.uploads` (defaults there)."""
     import ipywidgets as w
 
-    from .modelfolder import ModelDirError
+    from . import uploads as U
     from .predict import load_predictor
+
+    limits = U.Limits(max_file_mb=max_upload_mb, max_files=max_files or U.MAX_FILES,
+                      max_total_mb=max_total_mb or U.MAX_TOTAL_MB)
 
     root = resolve_model_root(model_dir)
     dirs = find_models(root)
@@ -223,42 +230,84 @@ def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MA
     out = w.HTML()
     out.add_class("emolib-output")
 
+    def problems_html(problems: list[str]) -> str:
+        return "".join(f'<div class="emolib-problem" style="color:#c62828">{html.escape(p)}</div>' for p in problems)
+
     def run(items: list[tuple[str, Any]], problems: list[str]):
+        """items: (name, bytes of an upload | path of a test image). One bad item never stops the others."""
         names = list(dirs) if model_dd.value == ALL_MODELS else [model_dd.value]
         status.value = "<i>predicting...</i>"
         try:
             preds = {n: predictor(n) for n in names}
-        except ModelDirError as e:
-            status.value = f'<span style="color:#c62828">{html.escape(str(e))}</span>'
+        except Exception as e:  # noqa: BLE001 - ModelDirError, or a model file Keras cannot load
+            out.value = problems_html(problems)
+            status.value = f'<span class="emolib-problem" style="color:#c62828">{html.escape(str(e))}</span>'
             return
-        blocks, rows = [], []
+        problems = list(problems)
+        blocks, rows, n_ok = [], [], 0
         for name, src in items:
-            a = analyse(name, src, preds, faces=faces_dd.value, cam=gradcam_cb.value)
-            blocks.append(analysis_html(a))
+            try:
+                if isinstance(src, (bytes, bytearray)):
+                    src = U.decode_upload(name, bytes(src), limits)
+                a = analyse(name, src, preds, faces=faces_dd.value, cam=gradcam_cb.value)
+                block = analysis_html(a)
+            except U.UploadRefused as e:
+                problems.append(str(e))
+                rows.append({"file": name, "face": None, "model": None, "status": f"refused: {e.reason}"})
+                continue
+            except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+                problems.append(f"{name}: could not be analysed ({type(e).__name__}: {e})")
+                rows.append({"file": name, "face": None, "model": None, "status": f"error: {type(e).__name__}"})
+                continue
+            if a["faces"]:
+                n_ok += 1
+            else:
+                problems.append(f"{name}: {status_text(a['status'])}")
+            blocks.append(block)
             rows += result_rows(a)
         table = ""
         if rows:
             df = pd.DataFrame(rows).astype(object)
             df = df.where(df.notna(), "")
-            table = (f"<h4>Results ({len(items)} image(s))</h4>"
+            table = (f"<h4>Results ({n_ok} of {len(items)} image(s) with a prediction)</h4>"
                      + df.to_html(index=False, border=0, classes="emolib-table", na_rep="") + csv_link(rows))
-        warn = "".join(f'<div style="color:#c62828">{html.escape(p)}</div>' for p in problems)
-        out.value = warn + table + "".join(blocks)
-        status.value = f"done: {len(items)} image(s), model(s): {', '.join(names)}"
+        out.value = problems_html(problems) + table + "".join(blocks)
+        status.value = (f"done: {n_ok} of {len(items)} image(s) with a prediction, {len(problems)} message(s); "
+                        f"model(s): {', '.join(names)}")
+
+    def guarded(fn, what: str):
+        """A widget callback that never raises (in Voila a traceback would replace the answer)."""
+        def callback(*args):
+            try:
+                fn(*args)
+            except Exception as e:  # noqa: BLE001
+                status.value = (f'<span class="emolib-problem" style="color:#c62828">{html.escape(what)} failed: '
+                                f'{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>')
+        return callback
 
     def on_upload(change):
-        items, problems = uploads(change["new"], max_upload_mb)
-        if items or problems:
+        if not change["new"]:
+            return  # the value cleared below
+        try:
+            items, problems = U.check_uploads(change["new"], limits)
             run(items, problems)
+        finally:
+            upload.value = ()  # drop the bytes (kept in the widget otherwise) and re-arm the button
+
+    def on_upload_error(change):
+        if change["new"]:
+            status.value = (f'<span class="emolib-problem" style="color:#c62828">the browser could not read the '
+                            f'files: {html.escape(str(change["new"]))}</span>')
 
     def on_run(_):
         run([(Path(p).name, p) for p in picker.value], [] if picker.value else ["select test images first"])
 
-    upload.observe(on_upload, names="value")
-    run_btn.on_click(on_run)
+    upload.observe(guarded(on_upload, "the upload"), names="value")
+    upload.observe(guarded(on_upload_error, "the upload"), names="error")
+    run_btn.on_click(guarded(on_run, "the prediction"))
     head = w.HTML(f"<div style='font-size:12px;color:#444'>Models from <code>{html.escape(str(root))}</code>: "
-                  f"{', '.join(dirs)}. Photos are decoded in memory (never stored), at most "
-                  f"{max_upload_mb:g} MB each.</div>")
+                  f"{', '.join(dirs)}. Photos are decoded in memory (never stored): "
+                  f"{html.escape(limits.describe())}.</div>")
     controls = w.HBox([model_dd, faces_dd, gradcam_cb])
     pick = w.HBox([picker, run_btn]) if samples else w.HTML("<i>(no readable test images listed)</i>")
     return w.VBox([head, controls, upload, pick, status, out])

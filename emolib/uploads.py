@@ -1,0 +1,155 @@
+"""Checking and decoding the photos sent to the live playground, with every limit in one place.
+
+An upload (the value of an ipywidgets 8 `FileUpload`: dicts with name, type, size and content)
+goes through two steps, and neither ever raises:
+
+* `check_uploads` keeps at most `max_files` files, refuses empty files, files over
+  `max_file_mb` and files past `max_total_mb` in all, and says why for each one;
+* `decode_upload` turns one file's bytes into a grayscale array, in memory (no temporary
+  file), or into a `UploadRefused` whose message names the file and the reason: not an image
+  file, a format the playground does not read, a possible decompression bomb (judged from the
+  header, before any pixel is decoded), a corrupt image, an image too small.
+
+The browser sends a whole upload as one websocket message, and the Jupyter server closes the
+connection on a message over `websocket_max_message_size` (10 MiB by default in tornado),
+before the kernel sees anything. `make playground` therefore starts Voila with
+`VOILA_ARGS` (a 256 MiB ceiling), so that an upload with an over-limit file still arrives and
+gets its message.
+"""
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .images import MAX_PIXELS, ImageReadError
+
+MAX_FILE_MB = 10.0
+MAX_FILES = 50
+MAX_TOTAL_MB = 100.0
+MB = 1_000_000
+# The server must accept one message this large for the limits above to be reported, not cut off.
+SERVER_MAX_MESSAGE_BYTES = 256 * 2**20
+VOILA_ARGS = (f"--Voila.tornado_settings={{'websocket_max_message_size': {SERVER_MAX_MESSAGE_BYTES}}}",)
+# Formats a browser photo comes in. Everything else PIL could open (EPS runs Ghostscript and
+# writes temporary files, PDF, ICNS, ...) is refused.
+FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+MAX_NAME_CHARS = 120
+
+
+class UploadRefused(ValueError):
+    """One uploaded file cannot be used; str() is '<name>: <reason>' for the page."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.name, self.reason = name, reason
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_mb: float = MAX_FILE_MB
+    max_files: int = MAX_FILES
+    max_total_mb: float = MAX_TOTAL_MB
+    max_pixels: int = MAX_PIXELS
+
+    def describe(self) -> str:
+        return (f"at most {self.max_files} files and {self.max_total_mb:g} MB per upload, "
+                f"{self.max_file_mb:g} MB and {self.max_pixels / 1e6:g} megapixels per file")
+
+
+def clean_name(raw: Any, index: int = 0) -> str:
+    """A file name fit to show: no folders, no control characters, not too long."""
+    name = str(raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip() or f"upload {index + 1}"
+    return name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS - 3] + "..."
+
+
+def _content(f: Any) -> bytes | None:
+    content = f.get("content") if isinstance(f, dict) else getattr(f, "content", None)
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return bytes(content)
+    return None
+
+
+def _size(n: int) -> str:
+    return f"{n / MB:.1f} MB" if n >= 100_000 else f"{n:,} bytes"
+
+
+def check_uploads(value: Any, limits: Limits = Limits()) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """FileUpload value -> ([(name, bytes)] to decode, [one message per refused file]).
+
+    The size is that of the content received, whatever the 'size' field says.
+    """
+    try:
+        files = list(value or ())
+    except TypeError:
+        return [], [f"the upload could not be read ({type(value).__name__})"]
+    kept: list[tuple[str, bytes]] = []
+    problems: list[str] = []
+    total = 0
+    for i, f in enumerate(files[:limits.max_files]):
+        name = clean_name(f.get("name") if isinstance(f, dict) else getattr(f, "name", None), i)
+        data = _content(f)
+        if data is None:
+            problems.append(f"{name}: no file content received")
+        elif not data:
+            problems.append(f"{name}: empty file (0 bytes)")
+        elif len(data) > limits.max_file_mb * MB:
+            problems.append(f"{name}: {_size(len(data))} is over the {limits.max_file_mb:g} MB limit")
+        elif total + len(data) > limits.max_total_mb * MB:
+            problems.append(f"{name}: skipped, the upload is over the {limits.max_total_mb:g} MB limit for "
+                            f"all files together")
+        else:
+            total += len(data)
+            kept.append((name, data))
+    dropped = len(files) - limits.max_files
+    if dropped > 0:
+        problems.append(f"{dropped} file(s) dropped: at most {limits.max_files} files per upload "
+                        f"(the first {limits.max_files} were read)")
+    return kept, problems
+
+
+def _bomb(name: str, pixels: int | None, limits: Limits, size: tuple[int, int] | None = None) -> UploadRefused:
+    what = (f"{size[0]}x{size[1]} = " if size else "") + (f"{pixels:,} pixels" if pixels else "too many pixels")
+    return UploadRefused(name, f"refused as a possible decompression bomb ({what}; the limit is "
+                               f"{limits.max_pixels:,} pixels)")
+
+
+def decode_upload(name: str, data: bytes, limits: Limits = Limits()) -> np.ndarray:
+    """The (H, W) uint8 grayscale image in `data`, decoded in memory; UploadRefused otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .images import read_image
+
+    if not data:
+        raise UploadRefused(name, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.init()  # registers all the plugins: open() with formats= looks them up by name
+            img = Image.open(io.BytesIO(data), formats=[f for f in FORMATS if f in Image.OPEN])  # the header only
+            w, h = img.size
+            if w * h > limits.max_pixels:
+                raise _bomb(name, w * h, limits, (w, h))
+            img.load()
+    except UploadRefused:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        raise _bomb(name, int(m.group(1)) if m else None, limits) from None
+    except UnidentifiedImageError:
+        raise UploadRefused(name, f"not an image file (or not one of {', '.join(FORMATS)})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise UploadRefused(name, f"corrupt or truncated image ({e})") from None
+    except Exception as e:  # noqa: BLE001 - a decoder bug must not reach the widget callback
+        raise UploadRefused(name, f"could not be decoded ({type(e).__name__}: {e})") from None
+    try:
+        return read_image(img, mode="L", max_pixels=limits.max_pixels)
+    except ImageReadError as e:
+        raise UploadRefused(name, str(e).removeprefix("<PIL image>: ")) from None
+    except Exception as e:  # noqa: BLE001
+        raise UploadRefused(name, f"could not be converted ({type(e).__name__}: {e})") from None
