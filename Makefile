@@ -112,7 +112,7 @@ data: $(STAMP)
 	$(PY) -m emolib.download --dest data/raw/fer2013
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=.
+	$(VENV)/bin/jupyter lab --notebook-dir=. "--ServerApp.tornado_settings={'websocket_max_message_size': 268435456}"
 
 bench: $(STAMP)
 	$(PY) -m emolib.bench --out $(REPORTS)/bench --data-dir $(DATA_DIR)

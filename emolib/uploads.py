@@ -13,8 +13,8 @@ goes through two steps, and neither ever raises:
 The browser sends a whole upload as one websocket message, and the Jupyter server closes the
 connection on a message over `websocket_max_message_size` (10 MiB by default in tornado),
 before the kernel sees anything. `make playground` therefore starts Voila with
-`VOILA_ARGS` (a 256 MiB ceiling), so that an upload with an over-limit file still arrives and
-gets its message.
+`VOILA_ARGS` (a 256 MiB ceiling; `make lab` sets the same for JupyterLab), so that an upload
+with an over-limit file still arrives and gets its message.
 """
 from __future__ import annotations
 

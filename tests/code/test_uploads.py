@@ -245,3 +245,5 @@ def test_voila_is_told_to_accept_a_whole_upload():
     assert U.SERVER_MAX_MESSAGE_BYTES > (U.MAX_TOTAL_MB + U.MAX_FILE_MB) * U.MB
     makefile = (ROOT / "Makefile").read_text()
     assert all(a in makefile for a in U.VOILA_ARGS), U.VOILA_ARGS
+    # `make lab` too (the notebook runs there the same)
+    assert f"--ServerApp.tornado_settings={{'websocket_max_message_size': {U.SERVER_MAX_MESSAGE_BYTES}}}" in makefile
