@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -47,6 +46,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .config import DEFAULT_CLASSES, MODEL_NAMES
+from .modelfolder import MODEL_FILE, find_model_dirs, read_card, write_card
 from .runinfo import atomic_write_json, library_versions, machine_info, now_iso
 
 SCHEMA_LATENCY = "emolib.bench.latency/1"
@@ -161,20 +161,12 @@ def make_stand_ins(root: str | Path, names: Sequence[str] = MODEL_NAMES, classes
         model = models.build_model(name, (size, size, 1), len(classes), weights="none")
         d = Path(root) / name
         d.mkdir(parents=True, exist_ok=True)
-        model.save(d / "model.keras")
-        (d / "model.json").write_text(json.dumps({
-            "model_name": name, "classes": list(classes), "input_shape": [size, size, 1],
-            "untrained_stand_in": True, "weights": "none (random init)",
-        }, indent=2))
+        model.save(d / MODEL_FILE)
+        write_card(d, {"model_name": name, "classes": list(classes), "input_shape": [size, size, 1],
+                       "untrained_stand_in": True, "weights": "none (random init)"})
         out[name] = d
         keras.backend.clear_session()
     return out
-
-
-def find_model_dirs(models_dir: str | Path, names: Sequence[str] = MODEL_NAMES) -> dict[str, Path]:
-    """The trained model dirs present under `models_dir` (with model.keras and model.json), in `names` order."""
-    root = Path(models_dir)
-    return {n: root / n for n in names if (root / n / "model.keras").is_file() and (root / n / "model.json").is_file()}
 
 
 @dataclass
@@ -601,7 +593,7 @@ def run_benchmark(out: str | Path, data_dir: str | Path, models_dir: str | Path 
         stand_ins = not found
         classes: Sequence[str] = DEFAULT_CLASSES
         if found:
-            classes = json.loads((next(iter(found.values())) / "model.json").read_text())["classes"]
+            classes = read_card(next(iter(found.values())))["classes"]
         else:
             print(f"bench: no trained model under {models_dir}; building untrained stand-ins of "
                   f"{', '.join(names)} (latency does not depend on training)", file=sys.stderr)

@@ -156,7 +156,8 @@ def _csv_text(rows, classes: Sequence[str]) -> str:
 
 
 def _load(model_dir: str, tta: bool = False):
-    from .predict import ModelDirError, load_predictor
+    from .modelfolder import ModelDirError
+    from .predict import load_predictor
 
     try:
         return load_predictor(model_dir, tta=tta)
@@ -343,7 +344,7 @@ def cmd_export(args) -> int:
     import numpy as np
 
     from . import export as ex
-    from .predict import ModelDirError
+    from .modelfolder import ModelDirError
 
     if args.data and not Path(args.data).is_dir():
         raise CliError(f"{args.data}: image folder not found")

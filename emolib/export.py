@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .predict import CARD_FILE, MODEL_FILE, _load_keras_model, _read_card, iter_image_paths, resolve_model_dir
+from .modelfolder import CARD_FILE, MODEL_FILE, load_model, read_card, resolve_model_dir
+from .predict import iter_image_paths
 from .runinfo import atomic_path
 
 FORMATS: tuple[str, ...] = ("tflite", "onnx")
@@ -278,8 +279,8 @@ def export_model(model_dir: str | Path, fmt: str = "tflite", quantize: str = "no
         raise ExportError("--quantize applies to TFLite only; ONNX is exported as float32 "
                           "(quantize it afterwards with onnxruntime.quantization if needed)")
     mdir = resolve_model_dir(model_dir)
-    card = _read_card(mdir)
-    model = _load_keras_model(mdir / MODEL_FILE)
+    card = read_card(mdir)
+    model = load_model(mdir, card)
     out_path = Path(out) if out is not None else default_out_path(mdir, fmt, quantize)
     if fmt == "tflite":
         reps = None

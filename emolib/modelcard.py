@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .modelfolder import RUN_KEY_FILE, write_card  # noqa: F401 - write_card: the card is written through modelfolder
 from .runinfo import atomic_write_json, library_versions, machine_info, now_iso
 
 
@@ -43,10 +44,6 @@ def build_card(*, model_name: str, cfg, classes, input_shape, info: dict, result
     }
 
 
-def write_card(model_dir: str | Path, card: dict) -> Path:
-    return atomic_write_json(Path(model_dir) / "model.json", card)
-
-
 def run_key(*, model_name: str, cfg, image_size: int, data_fingerprint: str, weights_used: str,
             stages=()) -> dict:
     """What a checkpoint in reports/models/<model>/ was trained for; a change means start over."""
@@ -66,7 +63,7 @@ def prepare_out_dir(out_dir: str | Path, key: dict) -> bool:
     import shutil
 
     out_dir = Path(out_dir)
-    key_file = out_dir / "run_key.json"
+    key_file = out_dir / RUN_KEY_FILE
     stale = out_dir.exists() and any(out_dir.iterdir()) and (
         not key_file.exists() or json.loads(key_file.read_text()) != json.loads(json.dumps(key)))
     if stale:

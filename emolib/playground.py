@@ -38,17 +38,11 @@ def resolve_model_root(model_dir: str | os.PathLike | None = None) -> Path:
 
 
 def find_models(model_root: str | os.PathLike) -> dict[str, Path]:
-    """{name: model dir}: `model_root` itself if it is a model dir, else its sub-folders with
-    model.keras and model.json (study order first)."""
-    from .config import MODEL_NAMES
+    """{name: model dir}: `model_root` itself if it is a model dir, else its trained sub-folders
+    (the one order of modelfolder.find_model_dirs)."""
+    from .modelfolder import find_model_dirs
 
-    root = Path(model_root)
-    if (root / "model.keras").is_file() and (root / "model.json").is_file():
-        return {root.name: root}
-    if not root.is_dir():
-        return {}
-    found = {d.name: d for d in root.iterdir() if (d / "model.keras").is_file() and (d / "model.json").is_file()}
-    return {n: found[n] for n in [*[m for m in MODEL_NAMES if m in found], *sorted(set(found) - set(MODEL_NAMES))]}
+    return find_model_dirs(model_root)
 
 
 def test_images(model_dirs: dict[str, Path], k: int = 24) -> list[str]:
@@ -200,7 +194,8 @@ def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MA
     """Build the playground UI (ipywidgets)."""
     import ipywidgets as w
 
-    from .predict import ModelDirError, load_predictor
+    from .modelfolder import ModelDirError
+    from .predict import load_predictor
 
     root = resolve_model_root(model_dir)
     dirs = find_models(root)

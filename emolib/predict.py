@@ -18,7 +18,6 @@ Bad input never raises out of `predict` / `predict_batch`: it becomes a row with
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +27,20 @@ import numpy as np
 
 from . import faces as _faces
 from .images import ImageReadError, is_image_path, read_image
+from .modelfolder import (  # noqa: F401 - CARD_FILE, MODEL_FILE, ModelDirError re-exported for users
+    CARD_FILE,
+    MODEL_FILE,
+    ModelDirError,
+    check_model_matches_card,
+    load_model,
+    read_card,
+    resolve_model_dir,
+)
 
 STATUS_OK = "ok"
 STATUS_NO_FACE = "no_face"
 STATUS_UNREADABLE = "unreadable"
-MODEL_FILE = "model.keras"
-CARD_FILE = "model.json"
 PROGRESS_MIN_ITEMS = 20  # progress bars only for batches longer than this
-
-
-class ModelDirError(FileNotFoundError):
-    """A model directory is missing, incomplete or unreadable; the message says which."""
 
 
 @dataclass
@@ -135,33 +137,6 @@ def iter_image_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], li
     return found, skipped
 
 
-def _read_card(model_dir: Path) -> dict:
-    path = model_dir / CARD_FILE
-    if not path.is_file():
-        raise ModelDirError(f"{model_dir}: no {CARD_FILE} (model card with the class names) in the model directory")
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelDirError(f"{path}: cannot read the model card ({e})") from None
-    classes = card.get("classes")
-    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
-        raise ModelDirError(f"{path}: 'classes' must be a list of at least two class names, got {classes!r}")
-    return card
-
-
-def _load_keras_model(path: Path):
-    import keras
-
-    try:  # custom layers, if any, register themselves when emolib.models is imported
-        import emolib.models  # noqa: F401
-    except Exception:  # noqa: BLE001 - a model without custom layers still loads
-        pass
-    try:
-        return keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as e:  # noqa: BLE001
-        raise ModelDirError(f"{path}: cannot load the model ({type(e).__name__}: {e})") from e
-
-
 class Predictor:
     """A loaded model: `predict` for one image, `predict_batch` for many."""
 
@@ -174,13 +149,7 @@ class Predictor:
         self.card = dict(card or {})
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self.tta = bool(tta)
-        shape = tuple(model.input_shape)
-        if len(shape) != 4 or shape[3] != 1 or shape[1] is None or shape[1] != shape[2]:
-            raise ModelDirError(f"model input shape {shape} is not (None, S, S, 1)")
-        self.size = int(shape[1])
-        out = model.output_shape[-1]
-        if out != len(self.classes):
-            raise ModelDirError(f"model has {out} outputs but the card lists {len(self.classes)} classes {self.classes}")
+        self.size = check_model_matches_card(model, {"classes": list(self.classes)}, model_dir or "model")
 
         @tf.function(input_signature=[tf.TensorSpec([None, self.size, self.size, 1], tf.float32)],
                      reduce_retracing=True)
@@ -310,23 +279,9 @@ class Predictor:
         return f"Predictor({self.model_name!r}, classes={list(self.classes)}, input={self.size}x{self.size}, tta={self.tta})"
 
 
-def resolve_model_dir(model_dir: str | Path) -> Path:
-    """The model directory, accepting the path of its model.keras too; clear errors otherwise."""
-    path = Path(model_dir)
-    if path.is_file() and path.name == MODEL_FILE:
-        path = path.parent
-    if not path.exists():
-        raise ModelDirError(f"{path}: model directory not found (train one first, e.g. reports/models/cnn)")
-    if not path.is_dir():
-        raise ModelDirError(f"{path}: not a model directory (expected a folder with {MODEL_FILE} and {CARD_FILE})")
-    if not (path / MODEL_FILE).is_file():
-        raise ModelDirError(f"{path}: no {MODEL_FILE} in the model directory (training did not finish?)")
-    return path
-
-
 def load_predictor(model_dir: str | Path, tta: bool = False) -> Predictor:
     """Load ``model.keras`` (safe_mode=True) and ``model.json`` from a model directory."""
     path = resolve_model_dir(model_dir)
-    card = _read_card(path)
-    model = _load_keras_model(path / MODEL_FILE)
+    card = read_card(path)
+    model = load_model(path, card)
     return Predictor(model, card["classes"], card=card, model_dir=path, tta=tta)

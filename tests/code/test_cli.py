@@ -159,7 +159,7 @@ def test_predict_some_missing_paths_still_work(capsys, model_dir, photos, tmp_pa
 
 def test_missing_model_dir(capsys, photos, tmp_path):
     code, _, err = run(capsys, "predict", "--model", tmp_path / "no_model", photos)
-    assert code == 1 and "model directory not found" in err
+    assert code == 1 and "model folder not found" in err
 
 
 def test_bad_command_lines_exit_2(capsys, model_dir, photos):

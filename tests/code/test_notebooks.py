@@ -1,27 +1,9 @@
 """The notebooks run end to end under papermill in the smoke profile."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _kernel():
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    specs = KernelSpecManager().find_kernel_specs()
-    return "emolib" if "emolib" in specs else "python3"
-
-
-def run_notebook(name, out_dir, **params):
-    import papermill as pm
-
-    out = out_dir / f"{Path(name).stem}.ipynb"
-    pm.execute_notebook(str(ROOT / "notebooks" / name), str(out), parameters=params, kernel_name=_kernel(),
-                        cwd=str(ROOT), progress_bar=False)
-    return json.loads(out.read_text())
+from tests.helpers import run_notebook
 
 
 @pytest.mark.slow

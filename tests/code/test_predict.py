@@ -104,7 +104,7 @@ def test_missing_model_dir_and_files(tmp_path, model_dir):
     with pytest.raises(P.ModelDirError, match="3 outputs"):
         P.load_predictor(half)
     (half / "model.keras").write_bytes(b"garbage")
-    with pytest.raises(P.ModelDirError, match="cannot load"):
+    with pytest.raises(P.ModelDirError, match="corrupt or truncated"):
         P.load_predictor(half)
     # The path of model.keras itself is accepted too.
     assert P.load_predictor(model_dir / "model.keras").classes == tuple(CLASSES)
