@@ -1,7 +1,8 @@
-"""Evaluation: prediction tables, metrics, error analysis, calibration, significance.
+"""Evaluation: prediction tables, the metrics dict, error analysis, calibration, significance.
 
-Pure numpy / pandas / scikit-learn / scipy (matplotlib and seaborn only inside the
-plot helpers); nothing here imports TensorFlow.
+Pure numpy / pandas / scipy (matplotlib and seaborn only inside the plot helpers);
+nothing here imports TensorFlow. Each metric itself is one function of `emolib.metrics`
+(the vocabulary and schema); `classification_metrics` gathers them under their keys.
 
 Conventions: `y_true` / `y_pred` are integer class indices into `classes`; `probs` is
 an (N, K) array of probabilities whose columns follow `classes`; `conf` is the
