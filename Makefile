@@ -98,7 +98,7 @@ report: $(REPORTS)/report.html
 $(REPORTS)/report.html: notebooks/40_report.ipynb $(REPORTS)/comparison.json FORCE | $(STAMP)
 	@mkdir -p $(NBOUT)
 	$(PAPERMILL) $< $(NBOUT)/.tmp-40_report.ipynb && mv $(NBOUT)/.tmp-40_report.ipynb $(NBOUT)/40_report.ipynb
-	$(PY) -m emolib.report render --notebook $(NBOUT)/40_report.ipynb --out $@
+	$(PY) -m emolib.render --notebook $(NBOUT)/40_report.ipynb --out $@
 
 playground: $(STAMP)
 	$(VENV)/bin/voila notebooks/50_playground.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8866 --Voila.port_retries=0 \

@@ -177,27 +177,6 @@ def _print_list(title: str, items: list[tuple[str, str]], out) -> None:
         print(f"  ... and {len(items) - MAX_LISTED} more ({more})", file=out)
 
 
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf -> None, numpy -> Python, so strict JSON can be written."""
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        np = None
-    if np is not None and isinstance(obj, np.ndarray):
-        obj = obj.tolist()
-    if np is not None and isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 # -- predict -------------------------------------------------------------------------------
 def cmd_predict(args) -> int:
     from .predict import STATUS_NO_FACE, iter_image_paths
@@ -279,31 +258,10 @@ def _labelled_files(data: Path, classes: Sequence[str]):
     return labelled, ignored, skipped, root
 
 
-def _local_scores(y_true, y_pred, n_classes: int) -> tuple[float, float]:
-    import numpy as np
-
-    acc = float(np.mean(y_true == y_pred)) if len(y_true) else float("nan")
-    f1s = []
-    for k in range(n_classes):
-        tp = int(np.sum((y_pred == k) & (y_true == k)))
-        fp = int(np.sum((y_pred == k) & (y_true != k)))
-        fn = int(np.sum((y_pred != k) & (y_true == k)))
-        if tp + fp + fn:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    return acc, float(np.mean(f1s)) if f1s else float("nan")
-
-
-def _find_metric(metrics: dict, *names: str):
-    for name in names:
-        v = metrics.get(name)
-        if isinstance(v, (int, float)):
-            return float(v)
-    return None
-
-
 def cmd_evaluate(args) -> int:
     import numpy as np
 
+    from .metrics import SCHEMA_VERSION
     from .runinfo import atomic_write_json
 
     data = Path(args.data)
@@ -351,11 +309,7 @@ def cmd_evaluate(args) -> int:
     y_true_a, y_pred_a = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     probs_a = np.asarray(probs, dtype=np.float32)
     metrics = classification_metrics(y_true_a, y_pred_a, classes, probs=probs_a)
-    acc_local, f1_local = _local_scores(y_true_a, y_pred_a, len(classes))
-    acc = _find_metric(metrics, "accuracy", "acc")
-    f1 = _find_metric(metrics, "macro_f1", "f1_macro", "macro_avg_f1", "f1")
-    acc = acc_local if acc is None else acc
-    f1 = f1_local if f1 is None else f1
+    acc, f1 = metrics["accuracy"], metrics["macro_f1"]  # keys: emolib.metrics.SCHEMA
 
     per_class = collections.Counter(y_true)
     print(f"{predictor.model_name} on {root}: {len(y_true)} images "
@@ -369,6 +323,7 @@ def cmd_evaluate(args) -> int:
     _print_list("skipped", [(str(p), r) for p, r in skipped], out)
     if args.json:
         payload = {
+            "schema_version": SCHEMA_VERSION,
             "model_dir": str(predictor.model_dir), "model_name": predictor.model_name, "data_dir": str(root),
             "classes": classes, "faces": args.faces, "tta": bool(args.tta),
             "n_images": len(labelled), "n_evaluated": len(y_true),
@@ -379,7 +334,7 @@ def cmd_evaluate(args) -> int:
             "skipped": [{"path": str(p), "reason": r} for p, r in skipped],
             "metrics": metrics,
         }
-        atomic_write_json(args.json, _json_safe(payload))
+        atomic_write_json(args.json, payload)  # strict JSON via runinfo.json_safe
         print(f"wrote {args.json}", file=out)
     return 0
 

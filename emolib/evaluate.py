@@ -1,7 +1,8 @@
-"""Evaluation: prediction tables, metrics, error analysis, calibration, significance.
+"""Evaluation: prediction tables, the metrics dict, error analysis, calibration, significance.
 
-Pure numpy / pandas / scikit-learn / scipy (matplotlib and seaborn only inside the
-plot helpers); nothing here imports TensorFlow.
+Pure numpy / pandas / scipy (matplotlib and seaborn only inside the plot helpers);
+nothing here imports TensorFlow. Each metric itself is one function of `emolib.metrics`
+(the vocabulary and schema); `classification_metrics` gathers them under their keys.
 
 Conventions: `y_true` / `y_pred` are integer class indices into `classes`; `probs` is
 an (N, K) array of probabilities whose columns follow `classes`; `conf` is the
@@ -10,7 +11,6 @@ probability of the predicted class.
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -19,13 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from .runinfo import atomic_write_text
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-)
+from . import metrics as M
+from .runinfo import atomic_write_text, json_safe
 
 _EPS = 1e-12
 
@@ -97,12 +92,8 @@ def load_predictions(path, classes: Sequence[str]):
 # --------------------------------------------------------------------------------------
 
 
-def _macro_f1(y_true, y_pred, labels) -> float:
-    return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
-
-
 def classification_metrics(y_true, y_pred, classes: Sequence[str], probs=None) -> dict:
-    """All headline metrics in one JSON-serialisable dict (stable schema).
+    """All headline metrics in one JSON-serialisable dict (stable schema: see `emolib.metrics`).
 
     Keys: n, accuracy, balanced_accuracy, macro_precision, macro_recall, macro_f1,
     weighted_f1, per_class {class: {precision, recall, f1, support}}, confusion_matrix,
@@ -112,32 +103,28 @@ def classification_metrics(y_true, y_pred, classes: Sequence[str], probs=None) -
     """
     classes = list(classes)
     k = len(classes)
-    labels = list(range(k))
     yt = _as_index(y_true, classes)
     yp = _as_index(y_pred, classes)
     if len(yt) != len(yp):
         raise ValueError(f"y_true has {len(yt)} items, y_pred {len(yp)}")
     n = int(len(yt))
-    prec, rec, f1, sup = precision_recall_fscore_support(yt, yp, labels=labels, zero_division=0)
-    cm = confusion_matrix(yt, yp, labels=labels)
+    pc = M.per_class(yt, yp, k)
+    cm = M.confusion_matrix(yt, yp, k)
     row = cm.sum(axis=1, keepdims=True)
     cm_norm = np.divide(cm, row, out=np.zeros(cm.shape, dtype=float), where=row > 0)
     counts = np.bincount(yt, minlength=k)
     majority = int(counts.argmax()) if n else 0
-    # balanced accuracy = mean recall over the classes present in y_true (sklearn's
-    # definition), computed from the matrix to avoid sklearn's absent-class warnings
-    present = row[:, 0] > 0
-    bal = float(np.mean(np.diag(cm)[present] / row[present, 0])) if n else 0.0
     out = {
         "n": n,
-        "accuracy": float(accuracy_score(yt, yp)) if n else 0.0,
-        "balanced_accuracy": bal,
-        "macro_precision": float(np.mean(prec)),
-        "macro_recall": float(np.mean(rec)),
-        "macro_f1": float(np.mean(f1)),
-        "weighted_f1": float(f1_score(yt, yp, labels=labels, average="weighted", zero_division=0)) if n else 0.0,
+        "accuracy": M.accuracy(yt, yp) if n else 0.0,
+        "balanced_accuracy": M.balanced_accuracy(yt, yp, k) if n else 0.0,
+        "macro_precision": float(np.mean(pc["precision"])),
+        "macro_recall": float(np.mean(pc["recall"])),
+        "macro_f1": float(np.mean(pc["f1"])),
+        "weighted_f1": M.weighted_f1(yt, yp, k) if n else 0.0,
         "per_class": {
-            c: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(sup[i])}
+            c: {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]), "f1": float(pc["f1"][i]),
+                "support": int(pc["support"][i])}
             for i, c in enumerate(classes)
         },
         "confusion_matrix": cm.astype(int).tolist(),
@@ -146,7 +133,7 @@ def classification_metrics(y_true, y_pred, classes: Sequence[str], probs=None) -
             "chance_accuracy": 1.0 / k,
             "majority_accuracy": float(counts[majority] / n) if n else 0.0,
             "majority_class": classes[majority],
-            "majority_macro_f1": _macro_f1(yt, np.full(n, majority), labels) if n else 0.0,
+            "majority_macro_f1": M.macro_f1(yt, np.full(n, majority), k) if n else 0.0,
         },
     }
     if probs is not None:
@@ -159,26 +146,14 @@ def classification_metrics(y_true, y_pred, classes: Sequence[str], probs=None) -
         mi = float(conf[~correct].mean()) if (~correct).any() else float("nan")
         out.update(
             {
-                "nll": nll(p, yt),
-                "ece": expected_calibration_error(p, yt, n_bins=15),
-                "mean_confidence_correct": _json_float(mc),
-                "mean_confidence_incorrect": _json_float(mi),
-                "confidence_gap": _json_float(mc - mi),
+                "nll": M.nll(p, yt),
+                "ece": M.ece(p, yt, n_bins=15),
+                "mean_confidence_correct": json_safe(mc),
+                "mean_confidence_incorrect": json_safe(mi),
+                "confidence_gap": json_safe(mc - mi),
             }
         )
     return out
-
-
-def _json_float(x: float):
-    """NaN -> None so that json.dumps produces valid JSON."""
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-def nll(probs, y_true) -> float:
-    """Mean negative log-likelihood of the true class."""
-    p = np.asarray(probs, dtype=np.float64)
-    y = np.asarray(y_true, dtype=np.int64)
-    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], _EPS, 1.0)))) if len(y) else 0.0
 
 
 # --------------------------------------------------------------------------------------
@@ -263,41 +238,13 @@ def most_confident_errors(df: pd.DataFrame, k: int = 16) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
-def _bin_index(conf: np.ndarray, n_bins: int) -> np.ndarray:
-    """Equal-width bins over [0, 1]: bin b is (b/n, (b+1)/n], bin 0 also holds 0."""
-    return np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
-
-
 def reliability_table(probs, y_true, n_bins: int = 15) -> pd.DataFrame:
     """Per equal-width bin of max-probability: lower, upper, count, accuracy, confidence.
 
-    Bins are right-closed, (lower, upper]. Empty bins have count 0 and NaN means.
+    Bins are right-closed, (lower, upper]. Empty bins have count 0 and NaN means
+    (`emolib.metrics.calibration_bins`; the ECE itself is `emolib.metrics.ece`).
     """
-    p = np.asarray(probs, dtype=np.float64)
-    y = np.asarray(y_true, dtype=np.int64)
-    conf = p.max(axis=1)
-    correct = (p.argmax(axis=1) == y).astype(float)
-    b = _bin_index(conf, n_bins)
-    count = np.bincount(b, minlength=n_bins)
-    sum_acc = np.bincount(b, weights=correct, minlength=n_bins)
-    sum_conf = np.bincount(b, weights=conf, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        acc = np.where(count > 0, sum_acc / np.maximum(count, 1), np.nan)
-        mconf = np.where(count > 0, sum_conf / np.maximum(count, 1), np.nan)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return pd.DataFrame(
-        {"lower": edges[:-1], "upper": edges[1:], "count": count.astype(int), "accuracy": acc, "confidence": mconf}
-    )
-
-
-def expected_calibration_error(probs, y_true, n_bins: int = 15) -> float:
-    """ECE = sum_b (n_b / N) * |accuracy_b - confidence_b| over equal-width bins."""
-    t = reliability_table(probs, y_true, n_bins)
-    n = t["count"].sum()
-    if n == 0:
-        return 0.0
-    t = t[t["count"] > 0]
-    return float(np.sum(t["count"] / n * np.abs(t["accuracy"] - t["confidence"])))
+    return pd.DataFrame(M.calibration_bins(probs, y_true, n_bins))
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -504,7 +451,7 @@ def best_subset(val_probs: Mapping[str, object], y_val, metric: str | Callable =
     y = np.asarray(y_val, dtype=np.int64)
     k = np.asarray(val_probs[names[0]]).shape[1]
     if metric == "macro_f1":
-        score = lambda yp: _macro_f1(y, yp, list(range(k)))  # noqa: E731
+        score = lambda yp: M.macro_f1(y, yp, k)  # noqa: E731
     elif metric == "accuracy":
         score = lambda yp: float(np.mean(yp == y))  # noqa: E731
     elif callable(metric):
@@ -570,7 +517,7 @@ def plot_reliability(probs, y_true, n_bins: int = 15, title: str | None = None, 
     width = 1.0 / n_bins
     for i, (p, lab, color) in enumerate(series):
         t = reliability_table(p, y_true, n_bins)
-        ece = expected_calibration_error(p, y_true, n_bins)
+        ece = M.ece(p, y_true, n_bins)
         t = t[t["count"] > 0]
         centres = (t["lower"] + t["upper"]) / 2
         ax.bar(centres, t["accuracy"], width=width * (0.9 if len(series) == 1 else 0.45),

@@ -311,3 +311,257 @@ def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MA
     controls = w.HBox([model_dd, faces_dd, gradcam_cb])
     pick = w.HBox([picker, run_btn]) if samples else w.HTML("<i>(no readable test images listed)</i>")
     return w.VBox([head, controls, upload, pick, status, out])
+
+
+# ======================================================================================
+# The offline playground of the rendered report (moved here from emolib.report)
+#
+# `offline_playground` works without a kernel: it is a `widgets.Stack` of precomputed
+# panels (one per test image; inside each, one per model) switched by a Dropdown and
+# ToggleButtons joined with `widgets.jslink`, which the static page
+# (`emolib.render.render_report`) runs from the embedded widget state. Its data come
+# from each model's test_predictions.csv (`playground_data`); Grad-CAM is precomputed.
+# ======================================================================================
+
+
+def _offline_esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _offline_html(html_str: str):
+    from IPython.display import HTML
+
+    return HTML(html_str)
+
+
+def _offline_image_path(path: str, reports_dir: Path) -> Path | None:
+    p = Path(path)
+    candidates = [p] if p.is_absolute() else [p, reports_dir.parent / p, Path(__file__).resolve().parents[1] / p]
+    for c in candidates:
+        if c.is_file():
+            return c
+    return None
+
+
+def pick_playground_images(preds: dict[str, pd.DataFrame], classes: Sequence[str], n: int = 12, seed: int = 0,
+                           error_share: float = 0.5) -> list[str]:
+    """Test image paths for the playground: about `error_share` errors (of any model), the rest correct,
+    spread over the true classes; deterministic."""
+    names = list(preds)
+    common = None
+    for df in preds.values():
+        s = set(df["path"])
+        common = s if common is None else common & s
+    if not common:
+        return []
+    base = preds[names[0]].set_index("path").loc[sorted(common)]
+    wrong_any = pd.Series(False, index=base.index)
+    for df in preds.values():
+        d = df.drop_duplicates("path").set_index("path").loc[base.index]
+        wrong_any |= d["true"].astype(str) != d["predicted"].astype(str)
+    rng = np.random.default_rng(seed)
+    n_err = min(int(round(n * error_share)), int(wrong_any.sum()))
+    chosen: list[str] = []
+    for pool, k in ((base.index[wrong_any.to_numpy()], n_err), (base.index[~wrong_any.to_numpy()], n - n_err)):
+        pool = list(pool)
+        by_class = {c: [p for p in pool if str(base.loc[p, "true"]) == c] for c in classes}
+        for lst in by_class.values():
+            rng.shuffle(lst)
+        picked: list[str] = []
+        while len(picked) < k and any(by_class.values()):
+            for c in classes:
+                if by_class[c] and len(picked) < k:
+                    picked.append(by_class[c].pop())
+        chosen += picked
+    if len(chosen) < n:  # top up from whatever is left
+        rest = [p for p in base.index if p not in chosen]
+        rng.shuffle(rest)
+        chosen += rest[: n - len(chosen)]
+    return chosen
+
+
+def playground_data(reports_dir="reports", n_images: int = 12, seed: int = 0, gradcam: bool = True,
+                    models: Sequence[str] | None = None) -> dict:
+    """Precompute everything the static playground shows.
+
+    Returns {"models": [...], "classes": [...], "items": [{"path", "name", "true", "image_png",
+    "per_model": {model: {"probs", "predicted", "confidence", "cam_png" | None}}}], "notes": [...]}.
+    Probabilities come from each model's test_predictions.csv (the numbers the report's
+    tables are computed from); Grad-CAM is computed here when model.keras loads.
+    """
+    from .images import read_image
+    from .modelfolder import CARD_FILE, PREDICTIONS_FILE, find_model_dirs
+    from .report import array_png, load_json
+
+    reports_dir = Path(reports_dir)
+    notes: list[str] = []
+    dirs = find_model_dirs(reports_dir / "models")
+    if models is not None:
+        dirs = {k: v for k, v in dirs.items() if k in set(models)}
+    preds: dict[str, pd.DataFrame] = {}
+    classes: list[str] | None = None
+    for name, d in dirs.items():
+        f = d / PREDICTIONS_FILE
+        card = load_json(d / CARD_FILE) or {}
+        if not f.is_file():
+            notes.append(f"{name}: no {PREDICTIONS_FILE} (make evaluate), not in the playground")
+            continue
+        try:
+            df = pd.read_csv(f)
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            df = None
+        cls = list(card.get("classes") or ([c[2:] for c in df.columns if c.startswith("p_")] if df is not None else []))
+        if classes is None:
+            classes = cls
+        elif cls != classes:
+            notes.append(f"{name}: classes {cls} differ from {classes}, left out")
+            continue
+        if df is None or not {"path", "true", "predicted"} <= set(df.columns):
+            notes.append(f"{name}: {PREDICTIONS_FILE} lacks path/true/predicted columns, left out")
+            continue
+        df = df.copy()
+        df["path"] = df["path"].astype(str)
+        preds[name] = df
+    if not preds:
+        return {"models": [], "classes": classes or [], "items": [], "notes": notes}
+    # keep only rows whose image is readable here
+    paths = pick_playground_images(preds, classes, n=n_images * 3, seed=seed)
+    items = []
+    for p in paths:
+        if len(items) >= n_images:
+            break
+        real = _offline_image_path(p, reports_dir)
+        if real is None:
+            continue
+        try:
+            gray = read_image(real, mode="L")
+        except Exception:  # noqa: BLE001 - an unreadable image is skipped
+            continue
+        per_model = {}
+        true = None
+        for name, df in preds.items():
+            row = df[df["path"] == p].iloc[0]
+            true = str(row["true"])
+            probs = {c: float(row.get(f"p_{c}", float("nan"))) for c in classes}
+            per_model[name] = {"probs": probs, "predicted": str(row["predicted"]),
+                               "confidence": float(row.get("confidence", max(probs.values()))), "cam_png": None}
+        items.append({"path": p, "name": Path(p).name, "true": true, "gray": gray,
+                      "image_png": array_png(_offline_display_image(gray), scale=1), "per_model": per_model})
+    if len(items) < len(paths) and not items:
+        notes.append(f"the test images listed in {PREDICTIONS_FILE} are not readable from here")
+    if gradcam and items:
+        _offline_gradcams(items, {n: dirs[n] for n in preds}, classes, notes)
+    for it in items:
+        it.pop("gray", None)
+    return {"models": list(preds), "classes": classes, "items": items, "notes": notes}
+
+
+def _offline_display_image(gray: np.ndarray, size: int = 144) -> np.ndarray:
+    from PIL import Image
+
+    img = Image.fromarray(np.asarray(gray, dtype=np.uint8))
+    img = img.resize((size, size), Image.BICUBIC) if img.width != img.height or img.width < size else img
+    return np.asarray(img)
+
+
+def _offline_gradcams(items: list[dict], dirs: dict[str, Path], classes: Sequence[str], notes: list[str]) -> None:
+    from .explain import gradcam, overlay
+    from .images import read_image
+    from .modelfolder import MODEL_FILE, ModelDirError
+    from .predict import load_predictor
+    from .report import array_png
+
+    for name, d in dirs.items():
+        if not (d / MODEL_FILE).is_file():
+            notes.append(f"{name}: no {MODEL_FILE}, no Grad-CAM")
+            continue
+        try:
+            pred = load_predictor(d)
+        except ModelDirError as e:
+            notes.append(f"{name}: Grad-CAM skipped ({e})")
+            continue
+        try:
+            x = np.stack([read_image(it["gray"], mode="L", size=pred.size) for it in items]).astype(np.float32)
+            idx = [classes.index(it["per_model"][name]["predicted"]) if it["per_model"][name]["predicted"] in classes
+                   else 0 for it in items]
+            maps = gradcam(pred.model, x[..., None], class_index=idx)
+        except Exception as e:  # noqa: BLE001 - Grad-CAM is an extra; the panel still shows probabilities
+            notes.append(f"{name}: Grad-CAM failed ({type(e).__name__}: {e})")
+            continue
+        for it, xi, hm in zip(items, x, maps):
+            disp = _offline_display_image(xi.astype(np.uint8))
+            it["per_model"][name]["cam_png"] = array_png(overlay(disp, hm), scale=1)
+
+
+def _offline_item_label(i: int, it: dict) -> str:
+    wrong = [m for m, r in it["per_model"].items() if r["predicted"] != it["true"]]
+    tag = ("errors: " + ", ".join(wrong)) if wrong else "all correct"
+    return f"{i + 1:02d} · true {it['true']} · {tag}"
+
+
+def _offline_model_panel_html(it: dict, model: str) -> str:
+    from .report import img_tag, prob_bars_html
+
+    r = it["per_model"][model]
+    ok = r["predicted"] == it["true"]
+    verdict = (f'<span style="color:{"#2e7d32" if ok else "#c62828"};font-weight:bold">'
+               f'{_offline_esc(model)} predicts {_offline_esc(r["predicted"])} ({100 * r["confidence"]:.1f}%) '
+               f'{"&#10003; correct" if ok else "&#10007; wrong"}</span>')
+    cam = (f'<figure style="margin:0 0 0 14px">{img_tag(r["cam_png"], width=144, alt="Grad-CAM")}'
+           f'<figcaption style="font-size:11px">Grad-CAM ({_offline_esc(model)}, predicted class)</figcaption></figure>'
+           if r.get("cam_png") else '<div style="margin-left:14px;font-size:11px;color:#777">no Grad-CAM</div>')
+    return (f'<div style="display:flex;align-items:flex-start">'
+            f'<div>{verdict}{prob_bars_html(r["probs"], true=it["true"], title=f"{model}: class probabilities")}</div>'
+            f'{cam}</div>')
+
+
+def _offline_summary_html(it: dict, models: Sequence[str]) -> str:
+    rows = "".join(
+        f'<tr><td>{_offline_esc(m)}</td><td style="color:{"#2e7d32" if r["predicted"] == it["true"] else "#c62828"}">'
+        f'{_offline_esc(r["predicted"])}</td><td>{100 * r["confidence"]:.1f}%</td></tr>'
+        for m, r in ((m, it["per_model"][m]) for m in models))
+    return (f'<div style="font-size:12px"><div style="font-weight:bold">all models</div>'
+            f'<table class="emolib-table"><tr><th>model</th><th>predicted</th><th>conf.</th></tr>{rows}</table></div>')
+
+
+def offline_playground(reports_dir="reports", n_images: int = 12, seed: int = 0, gradcam: bool = True,
+                       data: dict | None = None):
+    """The kernel-free prediction playground: an ipywidgets tree, or an HTML note when nothing is there.
+
+    Dropdown (image) --jslink--> outer Stack (one panel per image);
+    ToggleButtons (model) --jslink--> inner Stack of each panel (one per model).
+    """
+    import ipywidgets as w
+
+    from .modelfolder import PREDICTIONS_FILE
+    from .report import img_tag, note
+
+    data = data if data is not None else playground_data(reports_dir, n_images=n_images, seed=seed, gradcam=gradcam)
+    items, models = data["items"], data["models"]
+    notes_html = "".join(note(n) for n in data["notes"])
+    if not items:
+        return _offline_html(note(f"No playground: needs models with {PREDICTIONS_FILE} whose test images are "
+                                  "readable (make evaluate).") + notes_html)
+    image_dd = w.Dropdown(options=[(_offline_item_label(i, it), i) for i, it in enumerate(items)], index=0,
+                          description="Test image", layout=w.Layout(width="520px"),
+                          style={"description_width": "90px"})
+    model_tb = w.ToggleButtons(options=list(models), index=0, description="Model",
+                               style={"description_width": "90px", "button_width": "110px"})
+    panels = []
+    for it in items:
+        left = w.HTML(f'<div style="margin-right:14px">{img_tag(it["image_png"], width=144, alt=it["name"])}'
+                      f'<div style="font-size:13px"><b>true: {_offline_esc(it["true"])}</b></div>'
+                      f'<div style="font-size:10px;color:#777;max-width:150px;word-break:break-all">{_offline_esc(it["name"])}</div>'
+                      f'</div>')
+        inner = w.Stack([w.HTML(_offline_model_panel_html(it, m)) for m in models], selected_index=0)
+        w.jslink((model_tb, "index"), (inner, "selected_index"))
+        summary = w.HTML(f'<div style="margin-left:18px">{_offline_summary_html(it, models)}</div>')
+        panels.append(w.HBox([left, inner, summary], layout=w.Layout(align_items="flex-start", padding="6px")))
+    outer = w.Stack(panels, selected_index=0)
+    w.jslink((image_dd, "index"), (outer, "selected_index"))
+    head = w.HTML('<div style="font-size:12px;color:#444">Precomputed on the test split (about half of the '
+                  'images are errors of at least one model). Probabilities are the ones of each model\'s '
+                  f'{PREDICTIONS_FILE}; Grad-CAM for the predicted class. No kernel needed.</div>' + notes_html)
+    box = w.VBox([head, image_dd, model_tb, outer], layout=w.Layout(border="1px solid #ccc", padding="8px"))
+    box.add_class("emolib-playground")
+    return box

@@ -1,50 +1,30 @@
-"""The rendered report (`reports/report.html`) and its offline prediction playground.
+"""The report's sections (`reports/report.html`).
 
 `notebooks/40_report.ipynb` is a thin wrapper around this module: each section function
 reads what the pipeline left under `reports/` and returns an `IPython.display.HTML`
 (a short note instead when its inputs do not exist yet, so the report renders from any
-subset of the pipeline). `make report` executes that notebook with papermill and calls
+subset of the pipeline). The small HTML helpers (`note`, `table_html`, `img_tag`,
+`array_png`, `prob_bars_html`, ...) are public: the offline playground uses them too.
 
-    python -m emolib.report render --notebook reports/notebooks/40_report.ipynb --out reports/report.html
-
-which is `render_report`: nbconvert's HTMLExporter without the code cells, turned into a
-single self-contained file:
-
-* the widget state papermill stored in the notebook metadata stays embedded, and the
-  widget renderer (`@jupyter-widgets/html-manager` 1.0.15 `dist/embed.js`, vendored
-  under `emolib/static/`) is inlined instead of nbconvert's CDN `<script src=...>`;
-* require.js, MathJax and mermaid are not loaded (the report uses none of them);
-* every figure is a base64 `data:` image;
-* the result is checked: no `<script src="http...">` may remain.
-
-The prediction playground (`playground`) works without a kernel: it is a `widgets.Stack`
-of precomputed panels (one per test image; inside each, one per model) switched by a
-Dropdown and ToggleButtons joined with `widgets.jslink`, which the static page runs.
+Elsewhere: rendering the executed notebook into one self-contained HTML file is
+`emolib.render` (`python -m emolib.render --notebook ... --out ...`); the kernel-free
+prediction playground at the end of the report is `emolib.playground.offline_playground`.
+Metric keys read here are the ones documented in `emolib.metrics`.
 """
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import io
 import json
 import math
-import re
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-STATIC_DIR = Path(__file__).with_name("static")
-TEMPLATES_DIR = Path(__file__).with_name("templates")
-WIDGET_JS = STATIC_DIR / "html-manager-1.0.15" / "embed.js"
-WIDGET_JS_VERSION = "@jupyter-widgets/html-manager@1.0.15"
-WIDGET_JS_SHA256 = "8f6d2d3f856d8595d1841dec3019d99bbe74d331f2a5178c2a33bfec729e3d6a"
-WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
-WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
-_PUBLIC_PATH_THROW = 'if(!e)throw new Error("Automatic publicPath is not supported in this browser");'
-_PUBLIC_PATH_FIX = "if(!e)e=document.baseURI||self.location.href;"
+from .modelfolder import CARD_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, find_model_dirs
 
 # Figures of the pipeline, grouped for the report (by file-name prefix; anything else
 # under reports/figures lands in "Other figures").
@@ -57,10 +37,6 @@ FIGURE_GROUPS: dict[str, tuple[str, ...]] = {
     "gradcam": ("gradcam", "grad_cam", "cam_"),
 }
 EXCLUDED_FIGURES = ("report_screenshot",)
-
-
-class ReportError(RuntimeError):
-    """The report cannot be rendered as asked; the message says why."""
 
 
 # --------------------------------------------------------------------------------------
@@ -84,21 +60,6 @@ def _read_csv(path) -> pd.DataFrame | None:
         return None
 
 
-def model_dirs(reports_dir) -> dict[str, Path]:
-    """{name: folder} of `reports/models/<name>/` holding a model card (model.json), sorted.
-
-    The study's order (cnn, vgg16, resnet50, mobilenetv2) first, then any others.
-    """
-    from .config import MODEL_NAMES
-
-    root = Path(reports_dir) / "models"
-    if not root.is_dir():
-        return {}
-    found = {p.name: p for p in root.iterdir() if p.is_dir() and (p / "model.json").is_file()}
-    order = [n for n in MODEL_NAMES if n in found] + sorted(n for n in found if n not in MODEL_NAMES)
-    return {n: found[n] for n in order}
-
-
 def context(reports_dir="reports") -> dict:
     """Everything the report reads, loaded once (missing pieces are None / empty)."""
     reports_dir = Path(reports_dir)
@@ -107,14 +68,14 @@ def context(reports_dir="reports") -> dict:
     comparison = load_json(reports_dir / "comparison.json")
     latency = load_json(reports_dir / "bench" / "latency.json")
     models = {}
-    for name, d in model_dirs(reports_dir).items():
+    for name, d in find_model_dirs(reports_dir / "models").items():
         models[name] = {
             "dir": d,
-            "card": load_json(d / "model.json") or {},
-            "metrics": load_json(d / "metrics.json"),
-            "history": _read_csv(d / "history.csv") if (d / "history.csv").is_file() else None,
-            "has_model": (d / "model.keras").is_file(),
-            "test_predictions": d / "test_predictions.csv" if (d / "test_predictions.csv").is_file() else None,
+            "card": load_json(d / CARD_FILE) or {},
+            "metrics": load_json(d / METRICS_FILE),
+            "history": _read_csv(d / HISTORY_FILE) if (d / HISTORY_FILE).is_file() else None,
+            "has_model": (d / MODEL_FILE).is_file(),
+            "test_predictions": d / PREDICTIONS_FILE if (d / PREDICTIONS_FILE).is_file() else None,
         }
     figures_dir = reports_dir / "figures"
     figures = sorted(p for p in figures_dir.glob("*.png") if p.stem not in EXCLUDED_FIGURES) \
@@ -319,7 +280,7 @@ def model_results(ctx: dict):
     """Per model: the model card, headline test metrics and learning curves."""
     models = ctx["models"]
     if not models:
-        return _display(note("No trained model yet (reports/models/<model>/model.json): run `make train`."))
+        return _display(note(f"No trained model yet (reports/models/<model>/{CARD_FILE}): run `make train`."))
     rows = []
     for name, m in models.items():
         card, met = m["card"], m["metrics"] or {}
@@ -334,16 +295,16 @@ def model_results(ctx: dict):
             "epochs": card.get("epochs", met.get("epochs")),
             "training time (s)": card.get("training_time_s", met.get("training_time_s")),
             "test accuracy": _with_ci(test.get("accuracy"), acc_ci),
-            "test macro-F1": _with_ci(test.get("macro_f1", test.get("macro_f1_score")), f1_ci),
+            "test macro-F1": _with_ci(test.get("macro_f1"), f1_ci),
             "ECE": _fmt((met.get("calibration") or {}).get("ece_before", test.get("ece"))),
-            "metrics.json": "yes" if m["metrics"] else "not yet (make evaluate)",
+            METRICS_FILE: "yes" if m["metrics"] else "not yet (make evaluate)",
         })
     out = ["<h3>Models</h3>", table_html(pd.DataFrame(rows).set_index("model"))]
     for name, m in models.items():
         out.append(f"<h4>{_esc(name)}: learning curves</h4>")
         hist = m["history"]
         if hist is None or not len(hist):
-            out.append(note(f"no history.csv for {name}"))
+            out.append(note(f"no {HISTORY_FILE} for {name}"))
             continue
         out.append(img_tag(figure_png(_history_figure(name, hist, ctx["synthetic"])), width=760, alt=f"{name} learning curves"))
     out.append(figures_html(ctx, "learning", width=760))
@@ -371,7 +332,7 @@ def comparison(ctx: dict):
         t = pd.DataFrame({"model": rows["model"]})
         if "kind" in rows:
             t["kind"] = rows["kind"]
-        for metric in ("accuracy", "f1_macro"):
+        for metric in ("accuracy", "macro_f1"):
             if metric in rows:
                 lo, hi = rows.get(f"{metric}_ci_low"), rows.get(f"{metric}_ci_high")
                 t[f"{metric} [95% CI]"] = [
@@ -426,7 +387,7 @@ def calibration(ctx: dict):
         out += ["<p>Temperature fitted on the validation split; ECE and NLL on test.</p>",
                 table_html(pd.DataFrame(rows).set_index("model"))]
     else:
-        out.append(note("no calibration results yet (metrics.json from `make evaluate`)"))
+        out.append(note(f"no calibration results yet ({METRICS_FILE} from `make evaluate`)"))
     out.append(figures_html(ctx, "calibration", width=460))
     return _display("".join(out))
 
@@ -444,7 +405,7 @@ def error_patterns(ctx: dict):
         if err.get("by_band"):
             out.append(table_html(pd.DataFrame(err["by_band"]), index=False))
     if not out:
-        out.append(note("no error analysis yet (metrics.json from `make evaluate`)"))
+        out.append(note(f"no error analysis yet ({METRICS_FILE} from `make evaluate`)"))
     out.append(figures_html(ctx, "errors", width=560))
     return _display("".join(out))
 
@@ -518,332 +479,3 @@ def figures_html(ctx: dict, group: str, width: int = 600, empty: str | None = No
 
 def other_figures(ctx: dict):
     return _display(figures_html(ctx, "other", width=520))
-
-
-# --------------------------------------------------------------------------------------
-# the offline prediction playground
-# --------------------------------------------------------------------------------------
-
-
-def _resolve_image_path(path: str, reports_dir: Path) -> Path | None:
-    p = Path(path)
-    candidates = [p] if p.is_absolute() else [p, reports_dir.parent / p, Path(__file__).resolve().parents[1] / p]
-    for c in candidates:
-        if c.is_file():
-            return c
-    return None
-
-
-def pick_playground_images(preds: dict[str, pd.DataFrame], classes: Sequence[str], n: int = 12, seed: int = 0,
-                           error_share: float = 0.5) -> list[str]:
-    """Test image paths for the playground: about `error_share` errors (of any model), the rest correct,
-    spread over the true classes; deterministic."""
-    names = list(preds)
-    common = None
-    for df in preds.values():
-        s = set(df["path"])
-        common = s if common is None else common & s
-    if not common:
-        return []
-    base = preds[names[0]].set_index("path").loc[sorted(common)]
-    wrong_any = pd.Series(False, index=base.index)
-    for df in preds.values():
-        d = df.drop_duplicates("path").set_index("path").loc[base.index]
-        wrong_any |= d["true"].astype(str) != d["predicted"].astype(str)
-    rng = np.random.default_rng(seed)
-    n_err = min(int(round(n * error_share)), int(wrong_any.sum()))
-    chosen: list[str] = []
-    for pool, k in ((base.index[wrong_any.to_numpy()], n_err), (base.index[~wrong_any.to_numpy()], n - n_err)):
-        pool = list(pool)
-        by_class = {c: [p for p in pool if str(base.loc[p, "true"]) == c] for c in classes}
-        for lst in by_class.values():
-            rng.shuffle(lst)
-        picked: list[str] = []
-        while len(picked) < k and any(by_class.values()):
-            for c in classes:
-                if by_class[c] and len(picked) < k:
-                    picked.append(by_class[c].pop())
-        chosen += picked
-    if len(chosen) < n:  # top up from whatever is left
-        rest = [p for p in base.index if p not in chosen]
-        rng.shuffle(rest)
-        chosen += rest[: n - len(chosen)]
-    return chosen
-
-
-def playground_data(reports_dir="reports", n_images: int = 12, seed: int = 0, gradcam: bool = True,
-                    models: Iterable[str] | None = None) -> dict:
-    """Precompute everything the static playground shows.
-
-    Returns {"models": [...], "classes": [...], "items": [{"path", "name", "true", "image_png",
-    "per_model": {model: {"probs", "predicted", "confidence", "cam_png" | None}}}], "notes": [...]}.
-    Probabilities come from each model's test_predictions.csv (the numbers the report's
-    tables are computed from); Grad-CAM is computed here when model.keras loads.
-    """
-    from .images import read_image
-
-    reports_dir = Path(reports_dir)
-    notes: list[str] = []
-    dirs = model_dirs(reports_dir)
-    if models is not None:
-        dirs = {k: v for k, v in dirs.items() if k in set(models)}
-    preds: dict[str, pd.DataFrame] = {}
-    classes: list[str] | None = None
-    for name, d in dirs.items():
-        f = d / "test_predictions.csv"
-        card = load_json(d / "model.json") or {}
-        if not f.is_file():
-            notes.append(f"{name}: no test_predictions.csv (make evaluate), not in the playground")
-            continue
-        df = _read_csv(f)
-        cls = list(card.get("classes") or [c[2:] for c in df.columns if c.startswith("p_")])
-        if classes is None:
-            classes = cls
-        elif cls != classes:
-            notes.append(f"{name}: classes {cls} differ from {classes}, left out")
-            continue
-        if df is None or not {"path", "true", "predicted"} <= set(df.columns):
-            notes.append(f"{name}: test_predictions.csv lacks path/true/predicted columns, left out")
-            continue
-        df = df.copy()
-        df["path"] = df["path"].astype(str)
-        preds[name] = df
-    if not preds:
-        return {"models": [], "classes": classes or [], "items": [], "notes": notes}
-    # keep only rows whose image is readable here
-    paths = pick_playground_images(preds, classes, n=n_images * 3, seed=seed)
-    items = []
-    for p in paths:
-        if len(items) >= n_images:
-            break
-        real = _resolve_image_path(p, reports_dir)
-        if real is None:
-            continue
-        try:
-            gray = read_image(real, mode="L")
-        except Exception:  # noqa: BLE001 - an unreadable image is skipped
-            continue
-        per_model = {}
-        true = None
-        for name, df in preds.items():
-            row = df[df["path"] == p].iloc[0]
-            true = str(row["true"])
-            probs = {c: float(row.get(f"p_{c}", float("nan"))) for c in classes}
-            per_model[name] = {"probs": probs, "predicted": str(row["predicted"]),
-                               "confidence": float(row.get("confidence", max(probs.values()))), "cam_png": None}
-        items.append({"path": p, "name": Path(p).name, "true": true, "gray": gray,
-                      "image_png": array_png(_to_display(gray), scale=1), "per_model": per_model})
-    if len(items) < len(paths) and not items:
-        notes.append("the test images listed in test_predictions.csv are not readable from here")
-    if gradcam and items:
-        _add_gradcams(items, {n: dirs[n] for n in preds}, classes, notes)
-    for it in items:
-        it.pop("gray", None)
-    return {"models": list(preds), "classes": classes, "items": items, "notes": notes}
-
-
-def _to_display(gray: np.ndarray, size: int = 144) -> np.ndarray:
-    from PIL import Image
-
-    img = Image.fromarray(np.asarray(gray, dtype=np.uint8))
-    img = img.resize((size, size), Image.BICUBIC) if img.width != img.height or img.width < size else img
-    return np.asarray(img)
-
-
-def _add_gradcams(items: list[dict], dirs: dict[str, Path], classes: Sequence[str], notes: list[str]) -> None:
-    from .explain import gradcam, overlay
-    from .images import read_image
-    from .predict import ModelDirError, load_predictor
-
-    for name, d in dirs.items():
-        if not (d / "model.keras").is_file():
-            notes.append(f"{name}: no model.keras, no Grad-CAM")
-            continue
-        try:
-            pred = load_predictor(d)
-        except ModelDirError as e:
-            notes.append(f"{name}: Grad-CAM skipped ({e})")
-            continue
-        try:
-            x = np.stack([read_image(it["gray"], mode="L", size=pred.size) for it in items]).astype(np.float32)
-            idx = [classes.index(it["per_model"][name]["predicted"]) if it["per_model"][name]["predicted"] in classes
-                   else 0 for it in items]
-            maps = gradcam(pred.model, x[..., None], class_index=idx)
-        except Exception as e:  # noqa: BLE001 - Grad-CAM is an extra; the panel still shows probabilities
-            notes.append(f"{name}: Grad-CAM failed ({type(e).__name__}: {e})")
-            continue
-        for it, xi, hm in zip(items, x, maps):
-            disp = _to_display(xi.astype(np.uint8))
-            it["per_model"][name]["cam_png"] = array_png(overlay(disp, hm), scale=1)
-
-
-def _item_label(i: int, it: dict) -> str:
-    wrong = [m for m, r in it["per_model"].items() if r["predicted"] != it["true"]]
-    tag = ("errors: " + ", ".join(wrong)) if wrong else "all correct"
-    return f"{i + 1:02d} · true {it['true']} · {tag}"
-
-
-def _model_panel_html(it: dict, model: str) -> str:
-    r = it["per_model"][model]
-    ok = r["predicted"] == it["true"]
-    verdict = (f'<span style="color:{"#2e7d32" if ok else "#c62828"};font-weight:bold">'
-               f'{_esc(model)} predicts {_esc(r["predicted"])} ({100 * r["confidence"]:.1f}%) '
-               f'{"&#10003; correct" if ok else "&#10007; wrong"}</span>')
-    cam = (f'<figure style="margin:0 0 0 14px">{img_tag(r["cam_png"], width=144, alt="Grad-CAM")}'
-           f'<figcaption style="font-size:11px">Grad-CAM ({_esc(model)}, predicted class)</figcaption></figure>'
-           if r.get("cam_png") else '<div style="margin-left:14px;font-size:11px;color:#777">no Grad-CAM</div>')
-    return (f'<div style="display:flex;align-items:flex-start">'
-            f'<div>{verdict}{prob_bars_html(r["probs"], true=it["true"], title=f"{model}: class probabilities")}</div>'
-            f'{cam}</div>')
-
-
-def _summary_html(it: dict, models: Sequence[str]) -> str:
-    rows = "".join(
-        f'<tr><td>{_esc(m)}</td><td style="color:{"#2e7d32" if r["predicted"] == it["true"] else "#c62828"}">'
-        f'{_esc(r["predicted"])}</td><td>{100 * r["confidence"]:.1f}%</td></tr>'
-        for m, r in ((m, it["per_model"][m]) for m in models))
-    return (f'<div style="font-size:12px"><div style="font-weight:bold">all models</div>'
-            f'<table class="emolib-table"><tr><th>model</th><th>predicted</th><th>conf.</th></tr>{rows}</table></div>')
-
-
-def playground(reports_dir="reports", n_images: int = 12, seed: int = 0, gradcam: bool = True, data: dict | None = None):
-    """The kernel-free prediction playground: an ipywidgets tree, or an HTML note when nothing is there.
-
-    Dropdown (image) --jslink--> outer Stack (one panel per image);
-    ToggleButtons (model) --jslink--> inner Stack of each panel (one per model).
-    """
-    import ipywidgets as w
-
-    data = data if data is not None else playground_data(reports_dir, n_images=n_images, seed=seed, gradcam=gradcam)
-    items, models = data["items"], data["models"]
-    notes_html = "".join(note(n) for n in data["notes"])
-    if not items:
-        return _display(note("No playground: needs models with test_predictions.csv whose test images are "
-                             "readable (make evaluate).") + notes_html)
-    image_dd = w.Dropdown(options=[(_item_label(i, it), i) for i, it in enumerate(items)], index=0,
-                          description="Test image", layout=w.Layout(width="520px"),
-                          style={"description_width": "90px"})
-    model_tb = w.ToggleButtons(options=list(models), index=0, description="Model",
-                               style={"description_width": "90px", "button_width": "110px"})
-    panels = []
-    for it in items:
-        left = w.HTML(f'<div style="margin-right:14px">{img_tag(it["image_png"], width=144, alt=it["name"])}'
-                      f'<div style="font-size:13px"><b>true: {_esc(it["true"])}</b></div>'
-                      f'<div style="font-size:10px;color:#777;max-width:150px;word-break:break-all">{_esc(it["name"])}</div>'
-                      f'</div>')
-        inner = w.Stack([w.HTML(_model_panel_html(it, m)) for m in models], selected_index=0)
-        w.jslink((model_tb, "index"), (inner, "selected_index"))
-        summary = w.HTML(f'<div style="margin-left:18px">{_summary_html(it, models)}</div>')
-        panels.append(w.HBox([left, inner, summary], layout=w.Layout(align_items="flex-start", padding="6px")))
-    outer = w.Stack(panels, selected_index=0)
-    w.jslink((image_dd, "index"), (outer, "selected_index"))
-    head = w.HTML('<div style="font-size:12px;color:#444">Precomputed on the test split (about half of the '
-                  'images are errors of at least one model). Probabilities are the ones of each model\'s '
-                  'test_predictions.csv; Grad-CAM for the predicted class. No kernel needed.</div>' + notes_html)
-    box = w.VBox([head, image_dd, model_tb, outer], layout=w.Layout(border="1px solid #ccc", padding="8px"))
-    box.add_class("emolib-playground")
-    return box
-
-
-# --------------------------------------------------------------------------------------
-# rendering the executed notebook into one self-contained HTML file
-# --------------------------------------------------------------------------------------
-
-
-def widget_renderer_js() -> str:
-    """The vendored html-manager embed bundle, checked, made safe to inline in a <script>."""
-    if not WIDGET_JS.is_file():
-        raise ReportError(f"{WIDGET_JS} is missing: the widget renderer ({WIDGET_JS_VERSION}) ships with emolib")
-    data = WIDGET_JS.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != WIDGET_JS_SHA256:
-        raise ReportError(f"{WIDGET_JS}: sha256 {digest} is not the vendored {WIDGET_JS_VERSION} ({WIDGET_JS_SHA256})")
-    js = data.decode("utf-8")
-    if js.count(_PUBLIC_PATH_THROW) != 1:
-        raise ReportError(f"{WIDGET_JS}: webpack public-path code not found; cannot inline it")
-    js = js.replace(_PUBLIC_PATH_THROW, _PUBLIC_PATH_FIX)
-    # keep the HTML parser from ending the <script> early
-    return js.replace("</script", "<\\/script").replace("<!--", "<\\!--")
-
-
-_EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc\s*=\s*[\"']?\s*(?:https?:)?//", re.IGNORECASE)
-_EXTERNAL_LINK = re.compile(r"<link[^>]*\shref\s*=\s*[\"']?\s*(?:https?:)?//", re.IGNORECASE)
-_EXTERNAL_IMG = re.compile(r"<img[^>]*\ssrc\s*=\s*[\"']?\s*(?:https?:)?//", re.IGNORECASE)
-
-
-def check_self_contained(html_text: str) -> list[str]:
-    """Problems that would make the page need the network (empty list when none)."""
-    problems = []
-    for rx, what in ((_EXTERNAL_SCRIPT, "<script src> from the network"), (_EXTERNAL_LINK, "<link href> to the network"),
-                     (_EXTERNAL_IMG, "<img src> from the network")):
-        for m in rx.finditer(html_text):
-            problems.append(f"{what}: {html_text[m.start():m.start() + 160]!r}")
-    if "cdn.jsdelivr.net/npm/@jupyter-widgets" in html_text:
-        problems.append("the CDN widget renderer is still referenced")
-    return problems
-
-
-def _has_widget_views(nb) -> bool:
-    return any(WIDGET_VIEW_MIME in (o.get("data") or {}) for c in nb.cells if c.cell_type == "code"
-               for o in c.get("outputs", []))
-
-
-def render_report(executed_ipynb, out_html, *, title: str | None = None) -> Path:
-    """Convert an executed report notebook into one self-contained HTML file (no code cells).
-
-    Raises ReportError when widgets were displayed but their state is not in the notebook
-    metadata (they would render as empty placeholders), or when anything would still be
-    fetched from the network.
-    """
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    from .runinfo import atomic_write_text
-
-    nb = nbformat.read(str(executed_ipynb), as_version=4)
-    has_views = _has_widget_views(nb)
-    state = (nb.metadata.get("widgets") or {}).get(WIDGET_STATE_MIME)
-    if has_views and not state:
-        raise ReportError(f"{executed_ipynb}: widgets were displayed but nb.metadata.widgets has no "
-                          f"{WIDGET_STATE_MIME}: execute it with papermill/nbclient (store_widget_state)")
-    if title:
-        nb.metadata["title"] = title
-    for cell in nb.cells:  # library log lines on stderr are not part of the report
-        if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.get("outputs", [])
-                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
-    exporter = HTMLExporter(template_name="lab", extra_template_paths=[str(TEMPLATES_DIR)],
-                            template_file="emolib_report.html.j2", exclude_input=True,
-                            exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True)
-    resources = {"emolib_widget_js": widget_renderer_js() if state else ""}
-    body, _ = exporter.from_notebook_node(nb, resources=resources)
-    problems = check_self_contained(body)
-    if problems:
-        raise ReportError("the report is not self-contained:\n  " + "\n  ".join(problems[:10]))
-    out = Path(out_html)
-    atomic_write_text(out, body)
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m emolib.report render --notebook X.ipynb --out report.html`."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m emolib.report")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("render", help="executed report notebook -> self-contained HTML")
-    r.add_argument("--notebook", required=True)
-    r.add_argument("--out", required=True)
-    r.add_argument("--title", default="Facial emotion recognition: report")
-    args = parser.parse_args(argv)
-    try:
-        out = render_report(args.notebook, args.out, title=args.title)
-    except (ReportError, FileNotFoundError) as e:
-        parser.exit(1, f"error: {e}\n")
-    size = out.stat().st_size / 1e6
-    print(f"wrote {out} ({size:.1f} MB, self-contained)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -11,6 +11,7 @@ import datetime as _dt
 import fcntl
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import tempfile
@@ -54,25 +55,40 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def _json_default(obj: Any):
+def json_safe(obj: Any) -> Any:
+    """`obj` as strict-JSON values: numpy scalars/arrays -> Python, NaN/inf -> None, Path -> str,
+    tuples/sets -> lists (sets sorted when their items allow it), dict keys -> str. The one
+    sanitiser: `to_json` and `atomic_write_json` use it, so every artifact is valid JSON."""
     try:
         import numpy as np
-
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
     except ImportError:  # pragma: no cover
-        pass
+        np = None
+    if np is not None:
+        if isinstance(obj, np.ndarray):
+            obj = obj.tolist()
+        elif isinstance(obj, np.generic):
+            obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (set, frozenset)):
+        try:
+            obj = sorted(obj)
+        except TypeError:
+            obj = list(obj)
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def to_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+    """Strict JSON text (indent 2) of `json_safe(obj)`."""
+    return json.dumps(json_safe(obj), indent=2, allow_nan=False)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:

@@ -44,12 +44,13 @@ import numpy as np
 import pandas as pd
 
 from .config import Stage
+from .metrics import macro_f1
 from .models import apply_stage
 from .runinfo import atomic_path, atomic_write_text as _atomic_write_text
 
 __all__ = [
     "TrainResult", "MacroF1Callback", "train", "set_seed", "distribution_strategy",
-    "use_mixed_precision_if_gpu", "device_description", "macro_f1", "monitor_mode", "load_state", "cosine_lr",
+    "use_mixed_precision_if_gpu", "device_description", "monitor_mode", "load_state", "cosine_lr",
 ]
 
 STATE_VERSION = 1
@@ -131,27 +132,9 @@ def monitor_mode(monitor: str) -> str:
     return "max" if any(k in m for k in ("f1", "acc", "auc", "precision", "recall")) else "min"
 
 
-def macro_f1(y_true, y_pred, n_classes: int | None = None) -> float:
-    """Macro-averaged F1 over the classes present in y_true or y_pred (sklearn's default)."""
-    y_true = np.asarray(y_true, dtype=np.int64).ravel()
-    y_pred = np.asarray(y_pred, dtype=np.int64).ravel()
-    if y_true.size == 0:
-        return float("nan")
-    k = int(max(y_true.max(), y_pred.max()) + 1)
-    if n_classes is not None:
-        k = max(k, int(n_classes))
-    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm).astype(float)
-    fp = cm.sum(axis=0) - tp
-    fn = cm.sum(axis=1) - tp
-    present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
-    denom = 2 * tp + fp + fn
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float(f1[present].mean())
-
-
 class MacroF1Callback(keras.callbacks.Callback):
-    """At each epoch end, predict the whole `val_ds` and log its macro-F1 as `logs[name]`.
+    """At each epoch end, predict the whole `val_ds` and log its macro-F1 as `logs[name]`
+    (`emolib.metrics.macro_f1` over the model's output classes).
 
     Must come before the callbacks that read the value (EarlyStopping, ...): Keras
     hands the same logs dict to every callback in order.

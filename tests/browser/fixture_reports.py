@@ -74,8 +74,8 @@ def build_tiny_reports(root: Path, *, models=("cnn", "mobilenetv2"), epochs=(3, 
         df.to_csv(d / "test_predictions.csv", index=False)
         acc = float((pred == y_te).mean())
         rows.append({"model": name, "kind": "model", "accuracy": acc, "accuracy_ci_low": max(0, acc - 0.1),
-                     "accuracy_ci_high": min(1, acc + 0.1), "f1_macro": acc, "f1_macro_ci_low": max(0, acc - 0.1),
-                     "f1_macro_ci_high": min(1, acc + 0.1), "ece": 0.1, "note": "tiny stand-in model"})
+                     "accuracy_ci_high": min(1, acc + 0.1), "macro_f1": acc, "macro_f1_ci_low": max(0, acc - 0.1),
+                     "macro_f1_ci_high": min(1, acc + 0.1), "ece": 0.1, "note": "tiny stand-in model"})
     a, b = models[0], models[1]
     (reports / "comparison.json").write_text(json.dumps({
         "rows": rows, "models": list(models), "classes": list(CLASSES), "synthetic": True,

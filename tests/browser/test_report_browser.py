@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def report_html(tiny_reports, tmp_path_factory) -> Path:
     import papermill as pm
 
-    from emolib.report import render_report
+    from emolib.render import render_report
 
     out = tmp_path_factory.mktemp("report")
     executed = out / "40_report.ipynb"

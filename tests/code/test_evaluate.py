@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from emolib import evaluate as ev
+from emolib import metrics
 
 CLASSES = ["angry", "sad", "surprise"]
 
@@ -147,7 +148,7 @@ def test_ece_worked_example():
     # ECE = 3/5*|2/3-0.9| + 2/5*|0.5-0.675| = 0.6*0.233333 + 0.4*0.175 = 0.14 + 0.07 = 0.21
     probs = np.array([[0.9, 0.1], [0.95, 0.05], [0.15, 0.85], [0.7, 0.3], [0.35, 0.65]])
     y = np.array([0, 1, 1, 0, 0])
-    assert ev.expected_calibration_error(probs, y, n_bins=5) == pytest.approx(0.21)
+    assert metrics.ece(probs, y, n_bins=5) == pytest.approx(0.21)
     t = ev.reliability_table(probs, y, n_bins=5)
     assert list(t.columns) == ["lower", "upper", "count", "accuracy", "confidence"]
     assert t["count"].tolist() == [0, 0, 0, 2, 3]
@@ -155,7 +156,7 @@ def test_ece_worked_example():
     assert t.iloc[3]["confidence"] == pytest.approx(0.675)
     # perfectly calibrated toy: conf 0.75 in a bin where 3/4 are right -> ECE 0
     p = np.array([[0.75, 0.25]] * 4)
-    assert ev.expected_calibration_error(p, np.array([0, 0, 0, 1])) == pytest.approx(0.0)
+    assert metrics.ece(p, np.array([0, 0, 0, 1])) == pytest.approx(0.0)
 
 
 def test_temperature_scaling_overconfident():
@@ -169,8 +170,8 @@ def test_temperature_scaling_overconfident():
     T = ev.fit_temperature(over, y)
     assert T > 1.5
     after = ev.apply_temperature(over, T)
-    assert ev.nll(after, y) < ev.nll(over, y)
-    assert ev.expected_calibration_error(after, y) < ev.expected_calibration_error(over, y)
+    assert metrics.nll(after, y) < metrics.nll(over, y)
+    assert metrics.ece(after, y) < metrics.ece(over, y)
     assert np.allclose(after.sum(1), 1) and (after.argmax(1) == over.argmax(1)).all()
     # logits path gives the same temperature
     T2 = ev.fit_temperature(logits / 0.25, y, from_probs=False)

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _toy_builder():
-    """`build_toy_study` from tests/code/test_study.py (one definition of the stand-in models)."""
-    spec = importlib.util.spec_from_file_location("_emolib_study_toy", ROOT / "tests" / "code" / "test_study.py")
+    """`build_toy_study` from tests/code/toy_study.py (one definition of the stand-in models)."""
+    spec = importlib.util.spec_from_file_location("_emolib_study_toy", ROOT / "tests" / "code" / "toy_study.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -58,7 +58,7 @@ def test_notebooks_have_parameters_cell():
 
 @pytest.mark.slow
 def test_error_analysis_then_comparison_notebooks(toy, tmp_path):
-    from emolib import study
+    from emolib import comparison
 
     reports = toy["reports"]
     nb = _run("20_error_analysis.ipynb", tmp_path, model_name="cnn", **_params(toy))
@@ -75,8 +75,8 @@ def test_error_analysis_then_comparison_notebooks(toy, tmp_path):
     nb = _run("30_comparison.ipynb", tmp_path, **_params(toy))
     assert "SYNTHETIC DATA" in json.dumps(nb)
     csv = pd.read_csv(reports / "comparison.csv")
-    assert list(csv.columns) == list(study.COMPARISON_COLUMNS)
-    assert {"cnn", "mobilenetv2", study.ENSEMBLE_ALL, study.ENSEMBLE_BEST} <= set(csv["model"])
+    assert list(csv.columns) == list(comparison.COMPARISON_COLUMNS)
+    assert {"cnn", "mobilenetv2", comparison.ENSEMBLE_ALL, comparison.ENSEMBLE_BEST} <= set(csv["model"])
     summary = json.loads((reports / "comparison.json").read_text())
     assert summary["models"] == ["cnn", "mobilenetv2"] and summary["synthetic"] is True
     assert (reports / "models" / "mobilenetv2" / "metrics.json").is_file()

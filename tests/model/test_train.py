@@ -12,13 +12,13 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from emolib.config import Stage  # noqa: E402
+from emolib.metrics import macro_f1  # noqa: E402
 from emolib.models import backbone_of, build_model  # noqa: E402
 from emolib.train import (  # noqa: E402
     MacroF1Callback,
     TrainResult,
     distribution_strategy,
     load_state,
-    macro_f1,
     monitor_mode,
     train,
 )

@@ -1,0 +1,81 @@
+"""emolib.comparison: the comparison table and its views, on tiny stand-in models."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from tests.code.toy_study import copy_reports as _copy_reports
+
+
+def test_comparison_table_rows_and_columns(toy, tmp_path):
+    from emolib import comparison, reference
+
+    reports = _copy_reports(toy, tmp_path)
+    table, summary = comparison.comparison_table(reports, toy["prepared"], n_boot=200, seed=1)
+    assert list(table.columns) == list(comparison.COMPARISON_COLUMNS)
+    names = table["model"].tolist()
+    assert names[:4] == ["cnn", "mobilenetv2", comparison.ENSEMBLE_ALL, comparison.ENSEMBLE_BEST]
+    assert {"cnn + TTA", "mobilenetv2 + TTA", comparison.ENSEMBLE_BEST + " + TTA"} <= set(names)
+    assert table.loc[table["model"] == comparison.ENSEMBLE_ALL, "members"].item() == "cnn+mobilenetv2"
+    ext = table[table["kind"] == "external"]
+    if reference.is_available():
+        assert ext["model"].tolist() == [comparison.REFERENCE_LABEL]
+        assert "not like-for-like" in comparison.REFERENCE_LABEL
+        assert summary["reference"]["available"] is True
+    else:
+        assert len(ext) == 0 and any("reference skipped" in n for n in summary["notes"])
+    models = table[table["kind"] == "model"].set_index("model")
+    assert (models[["accuracy", "macro_precision", "macro_recall", "macro_f1", "balanced_accuracy", "ece",
+                    "parameters", "training_time_s", "epochs", "inference_ms_per_image"]].notna()).all().all()
+    assert (models["accuracy_ci_low"] <= models["accuracy"]).all()
+    assert (models["accuracy"] <= models["accuracy_ci_high"]).all()
+    # files: one stable schema
+    csv = pd.read_csv(reports / "comparison.csv")
+    assert list(csv.columns) == list(comparison.COMPARISON_COLUMNS) and len(csv) == len(table)
+    js = json.loads((reports / "comparison.json").read_text())
+    assert js["columns"] == comparison.COMPARISON_COLUMNS and len(js["rows"]) == len(table)
+    assert (reports / "models" / "mobilenetv2" / "metrics.json").is_file()  # evaluated on the way
+    # per-class winners, significance, strengths & weaknesses
+    f1 = comparison.per_class_tables(summary)["f1"]
+    assert list(f1.index) == ["angry", "sad", "surprise"] and list(f1.columns) == ["cnn", "mobilenetv2", "winner"]
+    for c, row in f1.iterrows():
+        assert row["winner"] == max(("cnn", "mobilenetv2"), key=lambda n: row[n])
+    matrix = comparison.significance_matrix(summary)
+    assert list(matrix.index) == ["cnn", "mobilenetv2", comparison.ENSEMBLE_ALL, comparison.ENSEMBLE_BEST]
+    assert np.allclose(matrix.values, matrix.values.T, equal_nan=True)
+    sw = summary["strengths_weaknesses"]
+    assert set(sw) == {"cnn", "mobilenetv2"}
+    assert all(any(s.startswith("best emotion") for s in v["strengths"]) for v in sw.values())
+    smallest = models["parameters"].astype(float).idxmin()
+    assert any(s.startswith("smallest") for s in sw[smallest]["strengths"])
+    assert comparison.comparison_reading(table, summary)
+    for fig in (comparison.plot_accuracy_vs_size(table), comparison.plot_accuracy_vs_latency(table),
+                comparison.plot_significance(matrix), comparison.plot_per_class(f1)):
+        assert fig.axes
+
+
+def test_best_subset_is_chosen_on_validation(toy, tmp_path):
+    """Validation favours mobilenetv2, test favours cnn: the subset must follow validation."""
+    from emolib import comparison, error_analysis, evaluate
+
+    reports = _copy_reports(toy, tmp_path)
+    prepared = toy["prepared"]
+    classes = list(prepared.classes)
+    eye = np.eye(3) * 0.9 + 0.1 / 3
+    for name in ("cnn", "mobilenetv2"):
+        d = reports / "models" / name
+        for split in ("val", "test"):
+            _, y = prepared.split(split)
+            good = (name == "mobilenetv2") == (split == "val")
+            probs = eye[y] if good else eye[(y + 1) % 3]
+            for tta in (False, True):
+                evaluate.save_predictions(evaluate.predictions_frame(prepared.paths(split), y, probs, classes),
+                                          error_analysis.prediction_file(d, split, tta))
+    table, summary = comparison.comparison_table(reports, prepared, n_boot=100, seed=1, include_reference=False)
+    assert summary["best_subset"]["members"] == ["mobilenetv2"] and summary["best_subset"]["chosen_on"] == "val"
+    acc = table.set_index("model")["accuracy"]
+    assert acc["cnn"] == 1.0 and acc["mobilenetv2"] == 0.0
+    assert acc[comparison.ENSEMBLE_BEST] == 0.0  # what validation chose, however it does on test
+    assert table.set_index("model").loc[comparison.ENSEMBLE_BEST, "members"] == "mobilenetv2"
