@@ -1,43 +1,22 @@
 """The error-analysis and comparison notebooks run end to end under papermill (smoke profile)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _toy_builder():
-    """`build_toy_study` from tests/code/toy_study.py (one definition of the stand-in models)."""
-    spec = importlib.util.spec_from_file_location("_emolib_study_toy", ROOT / "tests" / "code" / "toy_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _kernel():
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    return "emolib" if "emolib" in KernelSpecManager().find_kernel_specs() else "python3"
+from tests.code import toy_study
+from tests.helpers import NOTEBOOKS, run_notebook
 
 
 def _run(name, out_dir, **params):
-    import papermill as pm
-
-    out = out_dir / f"{Path(name).stem}-{params.get('model_name', 'all')}.ipynb"
-    pm.execute_notebook(str(ROOT / "notebooks" / name), str(out), parameters=params, kernel_name=_kernel(),
-                        cwd=str(ROOT), progress_bar=False)
-    return json.loads(out.read_text())
+    return run_notebook(name, out_dir / f"{name.rsplit('.', 1)[0]}-{params.get('model_name', 'all')}.ipynb", **params)
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    mod = _toy_builder()
-    return {**mod.build_toy_study(tmp_path_factory.mktemp("study_nb")), "classes": mod.CLASSES}
+    return {**toy_study.build_toy_study(tmp_path_factory.mktemp("study_nb")), "classes": toy_study.CLASSES}
 
 
 def _params(toy):
@@ -49,7 +28,7 @@ def test_notebooks_have_parameters_cell():
     import nbformat
 
     for name in ("20_error_analysis.ipynb", "30_comparison.ipynb"):
-        nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert "parameters" in code[0].metadata.get("tags", [])
         assert nb.metadata["kernelspec"]["name"] == "emolib"
