@@ -18,11 +18,13 @@ STAMP    := $(VENV)/.installed-$(TF_EXTRA)
 REPORTS  ?= reports
 NBOUT    := $(REPORTS)/notebooks
 PARAMS   := $(REPORTS)/params.json
-PAPERMILL = $(PY) -m papermill --kernel emolib --log-level WARNING --progress-bar \
+# emolib.quiet is papermill's command line with an encrypted kernel connection (see its docstring)
+PAPERMILL = $(PY) -m emolib.quiet --kernel emolib --log-level WARNING --progress-bar \
             -p profile $(PROFILE) -p classes $(CLASSES) -p data_dir $(DATA_DIR) -p seed $(SEED) \
             -p reports_dir $(REPORTS)
 
 export PYTHONHASHSEED := $(SEED)
+# Hides TensorFlow's C++ INFO and WARNING lines; errors stay visible (emolib/quiet.py says why).
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 MODEL_CARDS := $(foreach m,$(MODELS),$(REPORTS)/models/$(m)/model.json)
@@ -55,6 +57,21 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # ---------------------------------------------------------------- pipeline
+# Targets that write $(REPORTS) run under one lock per reports folder (emolib/runlock.py):
+# the outer make takes $(REPORTS)/.lock and re-runs the same goals in an inner make
+# (EMOLIB_RUNLOCK set) that holds it, so a second `make all` on the same folder stops
+# at once with a message instead of corrupting the first. Interrupted runs' temporary
+# files are removed when the lock is taken; a killed run leaves no stale lock.
+LOCKED_GOALS := all eda train evaluate compare report bench clean
+
+ifeq ($(EMOLIB_RUNLOCK),)
+$(LOCKED_GOALS): _locked
+	@:
+_locked: | $(STAMP)
+	@$(PY) -m emolib.runlock $(REPORTS) --what "make $(filter $(LOCKED_GOALS),$(MAKECMDGOALS))" \
+	    -- $(MAKE) --no-print-directory $(filter $(LOCKED_GOALS),$(MAKECMDGOALS))
+.PHONY: _locked
+else
 all: eda train evaluate compare report
 
 # Rewritten only when a parameter or the data folder changes, so make's timestamps
@@ -100,6 +117,8 @@ $(REPORTS)/report.html: notebooks/40_report.ipynb $(REPORTS)/comparison.json FOR
 	$(PAPERMILL) $< $(NBOUT)/.tmp-40_report.ipynb && mv $(NBOUT)/.tmp-40_report.ipynb $(NBOUT)/40_report.ipynb
 	$(PY) -m emolib.render --notebook $(NBOUT)/40_report.ipynb --out $@
 
+endif
+
 playground: $(STAMP)
 	$(VENV)/bin/voila notebooks/50_playground.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8866 --Voila.port_retries=0 \
 		"--Voila.tornado_settings={'websocket_max_message_size': 268435456}"  # = emolib.uploads.VOILA_ARGS
@@ -114,11 +133,14 @@ data: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=. "--ServerApp.tornado_settings={'websocket_max_message_size': 268435456}"
 
+ifneq ($(EMOLIB_RUNLOCK),)
 bench: $(STAMP)
-	$(PY) -m emolib.bench --out $(REPORTS)/bench --data-dir $(DATA_DIR)
+	$(PY) -m emolib.bench --out $(REPORTS)/bench --data-dir $(DATA_DIR) --models-dir $(REPORTS)/models
 
+# $(REPORTS)/.lock stays: the run that holds it is this one
 clean:
-	find $(REPORTS) -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+	find $(REPORTS) -mindepth 1 ! -name .gitkeep ! -name .lock -exec rm -rf {} +
 	rm -rf data/interim data/synthetic
+endif
 
 FORCE:

@@ -17,6 +17,28 @@ MODEL_NAMES: tuple[str, ...] = ("cnn", "vgg16", "resnet50", "mobilenetv2")
 DEFAULT_DATA_DIR = "data/raw/fer2013"
 SYNTHETIC_DATA_DIR = "data/synthetic"
 
+HOW_TO_GET_DATA = """\
+How to get the data:
+  * FER2013 from Kaggle (dataset msambare/fer2013): with Kaggle credentials set up,
+    `make data` downloads it; or download and unzip it yourself so that
+    data/raw/fer2013/train/<class>/*.jpg and data/raw/fer2013/test/<class>/*.jpg exist.
+  * Any folder of face images with one sub-folder per emotion (<class>/*.jpg, or
+    train/<class>/ and test/<class>/): pass it as DATA_DIR=path/to/folder.
+  * The original fer2013.csv (columns emotion, pixels, Usage): DATA_DIR=path/to/fer2013.csv.
+  * With no data at all, leave DATA_DIR at its default: a synthetic face set is generated."""
+
+
+def is_default_data_dir(data_dir: str | Path) -> bool:
+    """True when `data_dir` is the default data folder (`data/raw/fer2013`, relative or under any root).
+
+    Only the default folder may fall back to the synthetic set when it is missing; an
+    explicitly given DATA_DIR that does not exist is an error (a typo must not silently
+    turn into a synthetic run).
+    """
+    parts = Path(os.path.normpath(str(data_dir))).parts
+    default = Path(DEFAULT_DATA_DIR).parts
+    return parts[-len(default):] == default
+
 # Spellings seen in other emotion datasets (RAF-DB, AffectNet, CK+, FER+), mapped
 # onto the FER2013 names.
 CLASS_ALIASES: dict[str, str] = {
@@ -260,9 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                       weights=args.weights)
     except ValueError as e:
         parser.exit(2, f"error: {e}\n")
-    if not cfg.data_dir.exists() and os.path.normpath(str(cfg.data_dir)) != os.path.normpath(DEFAULT_DATA_DIR):
-        from .data import HOW_TO_GET_DATA
-
+    if not cfg.data_dir.exists() and not is_default_data_dir(cfg.data_dir):
         parser.exit(2, f"error: DATA_DIR={cfg.data_dir} does not exist.\n{HOW_TO_GET_DATA}\n")
     params = cfg.to_dict()
     params["data_signature"] = data_signature(cfg.data_dir)

@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from . import images
-from .config import DEFAULT_DATA_DIR, FER2013_CLASSES, SYNTHETIC_DATA_DIR, normalise_class_name
+from .config import (  # noqa: F401 - HOW_TO_GET_DATA is re-exported
+    FER2013_CLASSES, HOW_TO_GET_DATA, SYNTHETIC_DATA_DIR, is_default_data_dir, normalise_class_name,
+)
 
 # Row order of the `emotion` column in the original Kaggle fer2013.csv.
 FER2013_CSV_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -30,15 +32,7 @@ FER2013_CSV_USAGE = {"Training": "train", "PublicTest": "test", "PrivateTest": "
 SPLIT_FOLDER_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test",
                       "val": "val", "valid": "val", "validation": "val"}
 
-HOW_TO_GET_DATA = """\
-How to get the data:
-  * FER2013 from Kaggle (dataset msambare/fer2013): with Kaggle credentials set up,
-    `make data` downloads it; or download and unzip it yourself so that
-    data/raw/fer2013/train/<class>/*.jpg and data/raw/fer2013/test/<class>/*.jpg exist.
-  * Any folder of face images with one sub-folder per emotion (<class>/*.jpg, or
-    train/<class>/ and test/<class>/): pass it as DATA_DIR=path/to/folder.
-  * The original fer2013.csv (columns emotion, pixels, Usage): DATA_DIR=path/to/fer2013.csv.
-  * With no data at all, leave DATA_DIR at its default: a synthetic face set is generated."""
+# HOW_TO_GET_DATA lives in config (a leaf module) and is re-exported here for its users.
 
 
 class DataError(ValueError):
@@ -75,8 +69,7 @@ def resolve_data_dir(data_dir: str | Path, *, synthetic_ok: bool = True, synthet
     data_dir = Path(data_dir)
     if data_dir.exists():
         return data_dir
-    is_default = os.path.normpath(str(data_dir)).endswith(os.path.normpath(DEFAULT_DATA_DIR))
-    if not (synthetic_ok and is_default):
+    if not (synthetic_ok and is_default_data_dir(data_dir)):
         raise DataNotFoundError(f"data folder not found: {data_dir}\n{HOW_TO_GET_DATA}")
     from . import synthetic
 

@@ -33,6 +33,16 @@ def augmentation_layers(seed: int = 42, strength: float = 1.0):
     )
 
 
+def _op_determinism() -> bool:
+    """Whether `tf.config.experimental.enable_op_determinism()` is on (no public getter; False if unknown)."""
+    try:
+        from tensorflow.python.framework import config as tf_config
+
+        return bool(tf_config.is_op_determinism_enabled())
+    except (ImportError, AttributeError):
+        return False
+
+
 def make_dataset(pixels: np.ndarray, labels: np.ndarray | None = None, *, image_size: int | None = None,
                  batch_size: int = 32, training: bool = False, augment: bool | None = None, channels: int = 1,
                  seed: int = 42, cache: bool = True):
@@ -71,7 +81,9 @@ def make_dataset(pixels: np.ndarray, labels: np.ndarray | None = None, *, image_
             img = tf.clip_by_value(aug(img, training=True), 0.0, 255.0)
             return (img, *rest) if rest else img
 
-        ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        # Random ops: under op determinism tf.data runs this map sequentially anyway, by a rewrite that logs a
+        # spurious NodeDef error (emolib/quiet.py); asking for the sequential map directly gives the same batches.
+        ds = ds.map(apply, num_parallel_calls=None if _op_determinism() else tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

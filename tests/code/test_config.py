@@ -71,3 +71,58 @@ def test_quick_cnn_runs_a_fixed_cosine_budget_and_full_keeps_the_seed_schedule()
     assert all(s.lr_schedule == "plateau" for name in config.MODEL_NAMES
                for s in config.get_profile("full").schedule(name))
     assert config.get_profile("quick").for_model("vgg16").schedule("vgg16")[0].lr_schedule == "plateau"
+
+
+def test_is_default_data_dir_is_the_one_answer():
+    assert config.is_default_data_dir("data/raw/fer2013")
+    assert config.is_default_data_dir("./data/raw/fer2013/")
+    assert config.is_default_data_dir("/somewhere/checkout/data/raw/fer2013")
+    assert not config.is_default_data_dir("data/raw/fer2013x")
+    assert not config.is_default_data_dir("xdata/raw/fer2013")
+    assert not config.is_default_data_dir("data/raw/fer2013/train")
+    assert not config.is_default_data_dir("elsewhere")
+
+
+def _emolib_imports(path, top_level_only):
+    """emolib modules imported by `path` ('from . import x', 'from .x import y', 'import emolib.x')."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:
+                found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+            elif node.module and node.module.split(".")[0] == "emolib":
+                rest = node.module.split(".")[1:]
+                found |= {rest[0]} if rest else {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("emolib.")}
+    return found - {"__init__"}
+
+
+def test_config_is_a_leaf_and_top_level_imports_have_no_cycle():
+    from pathlib import Path
+
+    pkg = Path(config.__file__).parent
+    modules = {p.stem: p for p in pkg.glob("*.py")}
+    # config imports nothing from emolib (its CLI uses runinfo, itself a leaf, for the atomic write)
+    assert _emolib_imports(modules["config"], top_level_only=False) <= {"runinfo"}
+    assert not _emolib_imports(modules["runinfo"], top_level_only=False)
+    graph = {name: _emolib_imports(p, top_level_only=True) & set(modules) for name, p in modules.items()
+             if name != "__init__"}
+    state = {}
+
+    def visit(name, stack):
+        state[name] = "visiting"
+        for dep in sorted(graph.get(name, ())):
+            if state.get(dep) == "visiting":
+                raise AssertionError(f"import cycle: {' -> '.join(stack + [name, dep])}")
+            if dep not in state:
+                visit(dep, stack + [name])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
