@@ -138,11 +138,27 @@ def _fmt_float(v: Any) -> str:
     return "" if v is None else f"{float(v):.6f}"
 
 
+class _CsvLines:
+    """csv.writer's rows with '\\n' line ends, quoting a field that holds a '\\r' too (csv.writer
+    quotes only the characters of its line terminator, so a carriage return in a file name
+    would split the row for any reader)."""
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.writer = csv.writer(buf, lineterminator="\n")
+
+    def writerow(self, fields) -> None:
+        if any(isinstance(f, str) and "\r" in f for f in fields):
+            self.buf.write(",".join('"' + str(f).replace('"', '""') + '"' for f in fields) + "\n")
+        else:
+            self.writer.writerow(fields)
+
+
 def _csv_text(rows, classes: Sequence[str]) -> str:
     from .predict import csv_columns
 
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = _CsvLines(buf)
     cols = csv_columns(classes)
     writer.writerow(cols)
     for r in rows:

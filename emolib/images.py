@@ -76,6 +76,9 @@ def open_image(source: str | Path | bytes | Image.Image, *, max_pixels: int = MA
         try:
             with warnings.catch_warnings():
                 # PIL warns before it raises on bombs; we turn both into one clear error.
+                # Its other warnings on damaged files (truncated TIFF tags, corrupt EXIF) would
+                # only spam a batch: the image either loads or gets its ImageReadError.
+                warnings.simplefilter("ignore", UserWarning)
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 fp = io.BytesIO(source) if isinstance(source, bytes) else source
                 img = Image.open(fp)

@@ -222,3 +222,12 @@ def test_cli_counts_blank_files(capsys, model_dir, tmp_path):
     # Only blank files: processed (exit 0), not 'every file was unreadable'.
     code, out, _ = run(capsys, "predict", "--model", model_dir, tmp_path / "white.png")
     assert code == 0 and "blank" in out
+
+
+def test_carriage_return_in_a_file_name_keeps_its_csv_row(capsys, model_dir, tmp_path):
+    """csv.writer with '\\n' line ends left a '\\r' unquoted, so readers split the row (found by fuzzing)."""
+    Image.fromarray(face_crop(1)).save(tmp_path / "a\rb.png")
+    code, _, err = run(capsys, "predict", "--model", model_dir, tmp_path / "a\rb.png", "--csv", tmp_path / "p.csv")
+    assert code == 0, err
+    [row] = read_csv(tmp_path / "p.csv")
+    assert row["path"] == str(tmp_path / "a\rb.png") and row["status"] == "ok"
