@@ -30,12 +30,13 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 MODEL_CARDS := $(foreach m,$(MODELS),$(REPORTS)/models/$(m)/model.json)
 METRICS     := $(foreach m,$(MODELS),$(REPORTS)/models/$(m)/metrics.json)
 
-.PHONY: all setup test data eda train evaluate compare report playground lab bench clean help FORCE
+.PHONY: all setup test fuzz data eda train evaluate compare report playground lab bench clean help FORCE
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make all    run the whole pipeline (EDA, ...) into reports/ [PROFILE=$(PROFILE) CLASSES=$(CLASSES) DATA_DIR=$(DATA_DIR) SEED=$(SEED)]"
 	@echo "make test   run the test suite"
+	@echo "make fuzz   property-based fuzzing of image reading, prediction, the CLI and the loaders (long)"
 	@echo "make data   download FER2013 from Kaggle (needs credentials), else print the manual steps"
 	@echo "make report render reports/report.html (self-contained, with a prediction playground)"
 	@echo "make playground  serve the live playground (Voila) on http://127.0.0.1:8866"
@@ -126,6 +127,13 @@ playground: $(STAMP)
 # ---------------------------------------------------------------- tools
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Property-based fuzzing (hypothesis) of every reader of user files, with a large budget
+# (`make test` runs the same properties with a small one). FUZZ_PROFILE=bounded for a quick run.
+FUZZ_PROFILE ?= deep
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=$(FUZZ_PROFILE) $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+	    tests/code/test_fuzz.py
 
 data: $(STAMP)
 	$(PY) -m emolib.download --dest data/raw/fer2013

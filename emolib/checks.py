@@ -11,8 +11,9 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
+from .images import BLANK_MAX_STD, near_blank  # one near-blank definition, shared with prediction
+
 NEAR_DUPLICATE_MAX_BITS = 4  # of 64 perceptual-hash bits
-BLANK_MAX_STD = 4.0  # grey levels; a face has a std of ~30-70
 MAX_EXAMPLES = 12
 
 
@@ -122,8 +123,7 @@ def run_checks(frame: pd.DataFrame, pixels: np.ndarray, problems: list[dict] | N
     report["exact_duplicates"] = {"method": "MD5 of the file bytes", **_summarise_groups(frame, exact_groups)}
 
     # Near-blank: almost no variation in grey level.
-    std = pixels.reshape(n, -1).std(axis=1) if n else np.zeros(0)
-    blank = np.nonzero(std <= blank_max_std)[0]
+    blank = np.nonzero(near_blank(pixels[:n], blank_max_std))[0]
     report["near_blank"] = {
         "method": f"pixel standard deviation <= {blank_max_std} grey levels",
         "count": int(len(blank)),

@@ -87,10 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict", help="predict the emotion of every face in images or folders",
         description="Predict the emotion of every face in the given images; folders are searched "
-                    "recursively for image files. One output row per face (or one status row per file "
-                    "without a usable face: 'no_face', 'unreadable: <reason>').",
+                    "recursively for image files (links to folders are not followed). One output row per "
+                    "face, or one status row per file without a usable face.",
         epilog="CSV columns: path, face, x, y, w, h, status, emotion, confidence, p_<class>... "
-               "(face counts from 0 left to right; x, y, w, h are empty where the whole image was used).",
+               "(face counts from 0 left to right; x, y, w, h are empty where the whole image was used). "
+               "status: 'ok'; 'no_face' (none detected); 'blank' (a near-blank image or crop, pixel std <= 4 "
+               "grey levels, e.g. a white frame or a fully transparent PNG: no emotion given); "
+               "'unreadable: <reason>'.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
     p.add_argument("--csv", metavar="OUT", help="write one row per face to this CSV file (atomically)")
@@ -135,11 +138,27 @@ def _fmt_float(v: Any) -> str:
     return "" if v is None else f"{float(v):.6f}"
 
 
+class _CsvLines:
+    """csv.writer's rows with '\\n' line ends, quoting a field that holds a '\\r' too (csv.writer
+    quotes only the characters of its line terminator, so a carriage return in a file name
+    would split the row for any reader)."""
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.writer = csv.writer(buf, lineterminator="\n")
+
+    def writerow(self, fields) -> None:
+        if any(isinstance(f, str) and "\r" in f for f in fields):
+            self.buf.write(",".join('"' + str(f).replace('"', '""') + '"' for f in fields) + "\n")
+        else:
+            self.writer.writerow(fields)
+
+
 def _csv_text(rows, classes: Sequence[str]) -> str:
     from .predict import csv_columns
 
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = _CsvLines(buf)
     cols = csv_columns(classes)
     writer.writerow(cols)
     for r in rows:
@@ -149,6 +168,8 @@ def _csv_text(rows, classes: Sequence[str]) -> str:
             v = d[c]
             if c == "confidence" or c.startswith("p_"):
                 out.append(_fmt_float(v))
+            elif c == "path":
+                out.append(_shown(v, one_line=False))
             else:
                 out.append("" if v is None else v)
         writer.writerow(out)
@@ -178,52 +199,94 @@ def _print_list(title: str, items: list[tuple[str, str]], out) -> None:
 
 
 # -- predict -------------------------------------------------------------------------------
+def _shown(path: Any, *, one_line: bool = True) -> str:
+    """A path as text that can always be written as UTF-8 (undecodable bytes as \\xNN); with
+    `one_line`, control characters such as a newline in a file name are escaped too (\\n)."""
+    text = "" if path is None else str(path)
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if one_line and not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text
+
+
+def _check_output_file(path_text: str, option: str = "--csv") -> Path:
+    """Fail fast, before any slow work, when `path_text` cannot be written as a file.
+
+    A missing folder is fine (it is created at the end), but the nearest existing one
+    must be a folder we can write in; the check leaves nothing behind.
+    """
+    import tempfile
+
+    path = Path(path_text)
+    if path.is_dir():
+        raise CliError(f"{option} {_shown(path)}: is a folder; give a file name, e.g. {_shown(path / 'predictions.csv')}")
+    folder = path.parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CliError(f"{option} {_shown(path)}: cannot create it, {_shown(folder)} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".emolib-write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise CliError(f"{option} {_shown(path)}: cannot write in {_shown(folder)} ({e.strerror or e})") from None
+    return path
+
+
 def cmd_predict(args) -> int:
-    from .predict import STATUS_NO_FACE, iter_image_paths
+    from .predict import STATUS_BLANK, STATUS_NO_FACE, iter_image_paths
     from .runinfo import atomic_write_text
 
+    if args.csv:
+        _check_output_file(args.csv)
     paths, skipped = iter_image_paths(args.paths)
     if not paths:
         for p, reason in skipped[:MAX_LISTED]:
-            print(f"  {p}: {reason}", file=sys.stderr)
-        given = ", ".join(str(p) for p in args.paths)
+            print(f"  {_shown(p)}: {reason}", file=sys.stderr)
+        given = ", ".join(_shown(p) for p in args.paths)
         raise CliError(f"no images to predict in {given} (image extensions: .jpg .jpeg .png .bmp .gif .tif .webp ...)")
     predictor = _load(args.model, tta=args.tta)
     rows = predictor.predict_batch([str(p) for p in paths], faces=args.faces, batch_size=args.batch_size,
                                    progress=not args.no_progress)
     classes = predictor.classes
     if args.csv:
-        atomic_write_text(args.csv, _csv_text(rows, classes))
+        try:
+            atomic_write_text(args.csv, _csv_text(rows, classes))
+        except OSError as e:
+            raise CliError(f"--csv {_shown(args.csv)}: cannot write it ({e.strerror or e})") from None
 
     ok = [r for r in rows if r.ok]
     no_face = [r for r in rows if r.status == STATUS_NO_FACE]
+    blank = [r for r in rows if r.status == STATUS_BLANK]
     unreadable = [r for r in rows if r.status.startswith("unreadable")]
     out = sys.stdout
     if not args.csv:
         shown = rows[:50]
-        width = min(60, max((len(r.path or "") for r in shown), default=4))
+        width = min(60, max((len(_shown(r.path)) for r in shown), default=4))
         for r in shown:
             face = "" if r.face is None else r.face
             conf = "" if r.confidence is None else f"{r.confidence:.3f}"
             what = r.emotion if r.ok else r.status
-            print(f"{(r.path or ''):<{width}}  {face!s:>2}  {what:<10} {conf}", file=out)
+            print(f"{_shown(r.path):<{width}}  {face!s:>2}  {what:<10} {conf}", file=out)
         if len(rows) > len(shown):
             print(f"... {len(rows) - len(shown)} more rows (use --csv OUT for all of them)", file=out)
         print(file=out)
 
     files_ok = len({r.path for r in ok})
     print(f"{predictor.model_name}: {len(paths)} file(s), {len(ok)} face(s) in {files_ok} file(s), "
-          f"{len(no_face)} without a face, {len(unreadable)} unreadable", file=out)
+          f"{len(no_face)} without a face, " + (f"{len(blank)} blank, " if blank else "")
+          + f"{len(unreadable)} unreadable", file=out)
     if ok:
         counts = collections.Counter(r.emotion for r in ok)
         print("emotions: " + ", ".join(f"{c} {counts[c]}" for c in classes if counts[c]), file=out)
         mean_conf = sum(r.confidence for r in ok) / len(ok)
         print(f"mean confidence: {mean_conf:.3f}", file=out)
-    _print_list("unreadable", [(r.path, r.status.split(": ", 1)[-1]) for r in unreadable], out)
-    _print_list("skipped", [(str(p), reason) for p, reason in skipped], out)
+    _print_list("unreadable", [(_shown(r.path), r.status.split(": ", 1)[-1]) for r in unreadable], out)
+    _print_list("skipped", [(_shown(p), reason) for p, reason in skipped], out)
     if args.csv:
-        print(f"wrote {args.csv} ({len(rows)} rows)", file=out)
-    if not ok and not no_face:
+        print(f"wrote {_shown(args.csv)} ({len(rows)} rows)", file=out)
+    if not ok and not no_face and not blank:
         raise CliError("nothing could be processed: every file was unreadable")
     return 0
 

@@ -84,14 +84,21 @@ def resolve_data_dir(data_dir: str | Path, *, synthetic_ok: bool = True, synthet
 
 
 def _list_class_folder(folder: Path, report: DatasetReport) -> list[Path]:
+    """Image files under `folder` (links to folders are not followed, as rglob does not).
+
+    Broken or looping links with an image name are kept (loading lists them as unreadable);
+    pipes, devices and sockets are skipped here, since reading or hashing one could block.
+    """
     files = []
     for p in sorted(folder.rglob("*")):
         if p.is_dir() or p.name.startswith("."):
             continue
-        if images.is_image_path(p):
-            files.append(p)
-        else:
+        if not images.is_image_path(p):
             report.skipped_files.append({"path": str(p), "reason": "not an image file (extension)"})
+        elif os.path.exists(p) and not p.is_file():
+            report.skipped_files.append({"path": str(p), "reason": "not a regular file (a pipe, device or socket)"})
+        else:
+            files.append(p)
     return files
 
 

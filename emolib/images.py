@@ -5,7 +5,10 @@ so corrupt files, odd modes and decompression bombs are handled in one place.
 """
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -16,6 +19,9 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", "
 # A 48x48 face crop is ~2.3k pixels; a 50-megapixel photo is the largest we accept.
 MAX_PIXELS = 50_000_000
 MIN_SIDE = 8
+# Near-blank: almost no variation in grey level. One definition for the data checks
+# (emolib.checks) and for prediction (status 'blank'): a face has a std of ~30-70.
+BLANK_MAX_STD = 4.0  # grey levels
 
 
 class ImageReadError(ValueError):
@@ -26,10 +32,26 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def near_blank(pixels: np.ndarray, max_std: float = BLANK_MAX_STD):
+    """Whether an (H, W) image is near-blank (pixel std <= `max_std` grey levels).
+
+    For a stack (N, H, W) the answer is a boolean array of N. Used by the data checks
+    and by prediction, on pixels at the size the model sees (e.g. 48x48).
+    """
+    arr = np.asarray(pixels)
+    if arr.ndim == 2:
+        return bool(arr.std() <= max_std) if arr.size else True
+    n = len(arr)
+    return arr.reshape(n, -1).std(axis=1) <= max_std if n else np.zeros(0, dtype=bool)
+
+
 def _to_8bit(img: Image.Image) -> Image.Image:
     """16-bit and float images scaled to 0..255 (PIL's own convert('L') clips them)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
+        finite = np.isfinite(arr)
+        if not finite.all():  # float images may hold NaN/inf: they count as black
+            arr = np.where(finite, arr, 0.0)
         lo, hi = float(arr.min()), float(arr.max())
         if img.mode.startswith("I;16") and hi <= 65535:
             # Use the full 16-bit range, so dark 16-bit images stay dark.
@@ -50,16 +72,13 @@ def open_image(source: str | Path | bytes | Image.Image, *, max_pixels: int = MA
     else:
         name = str(source) if not isinstance(source, bytes) else "<bytes>"
         if not isinstance(source, bytes):
-            path = Path(source)
-            if not path.exists():
-                raise ImageReadError(f"{path}: file not found")
-            if path.is_dir():
-                raise ImageReadError(f"{path}: is a folder, not an image")
-            if path.stat().st_size == 0:
-                raise ImageReadError(f"{path}: empty file (0 bytes)")
+            _check_file(Path(source))
         try:
             with warnings.catch_warnings():
                 # PIL warns before it raises on bombs; we turn both into one clear error.
+                # Its other warnings on damaged files (truncated TIFF tags, corrupt EXIF) would
+                # only spam a batch: the image either loads or gets its ImageReadError.
+                warnings.simplefilter("ignore", UserWarning)
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 fp = io.BytesIO(source) if isinstance(source, bytes) else source
                 img = Image.open(fp)
@@ -76,8 +95,14 @@ def open_image(source: str | Path | bytes | Image.Image, *, max_pixels: int = MA
             raise ImageReadError(f"{name}: refused as a possible decompression bomb ({e})") from None
         except UnidentifiedImageError:
             raise ImageReadError(f"{name}: not an image file (or a format PIL cannot read)") from None
+        except PermissionError as e:
+            raise ImageReadError(f"{name}: permission denied ({e.strerror or e})") from None
+        except MemoryError:
+            raise ImageReadError(f"{name}: too large to decode in memory") from None
         except (OSError, SyntaxError, ValueError) as e:
             raise ImageReadError(f"{name}: corrupt or truncated image ({e})") from None
+        except Exception as e:  # noqa: BLE001 - hostile files make PIL raise anything (struct.error, ...)
+            raise ImageReadError(f"{name}: corrupt or truncated image ({type(e).__name__}: {e})") from None
     w, h = img.size
     if min(w, h) < MIN_SIDE:
         raise ImageReadError(f"{name}: {w}x{h} is too small (each side must be at least {MIN_SIDE} pixels)")
@@ -86,6 +111,32 @@ def open_image(source: str | Path | bytes | Image.Image, *, max_pixels: int = MA
     except Exception:  # broken EXIF must not lose the image
         pass
     return img
+
+
+def _check_file(path: Path) -> None:
+    """A clear ImageReadError unless `path` is a readable regular file (links followed)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageReadError(f"{path}: broken symbolic link (its target {os.readlink(path)!r} does not exist)") from None
+        raise ImageReadError(f"{path}: file not found") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ImageReadError(f"{path}: symbolic link loop (the link points back to itself)") from None
+        if isinstance(e, PermissionError):
+            raise ImageReadError(f"{path}: permission denied (cannot access the file)") from None
+        raise ImageReadError(f"{path}: cannot access the file ({e.strerror or e})") from None
+    except ValueError as e:  # e.g. an embedded NUL character
+        raise ImageReadError(f"{path}: not a valid file name ({e})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageReadError(f"{path}: is a folder, not an image")
+    if not stat.S_ISREG(st.st_mode):  # reading a FIFO would block, a device might never end
+        raise ImageReadError(f"{path}: not a regular file (a pipe, device or socket)")
+    if st.st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise ImageReadError(f"{path}: permission denied (the file is not readable)")
 
 
 def to_mode(img: Image.Image, mode: str) -> Image.Image:
@@ -120,12 +171,23 @@ def read_image(
         img = Image.fromarray(_array_to_uint8(source))
     else:
         img = open_image(source, max_pixels=max_pixels)
-    img = to_mode(img, mode)
-    if size is not None:
-        wh = (size, size) if isinstance(size, int) else tuple(size)
-        if img.size != wh:
-            img = img.resize(wh, Image.BILINEAR, reducing_gap=3.0)
-    return np.asarray(img, dtype=np.uint8)
+    try:
+        img = to_mode(img, mode)
+        if size is not None:
+            wh = (size, size) if isinstance(size, int) else tuple(size)
+            if img.size != wh:
+                img = img.resize(wh, Image.BILINEAR, reducing_gap=3.0)
+        return np.asarray(img, dtype=np.uint8)
+    except MemoryError:
+        raise ImageReadError(f"{_name(source)}: too large to convert in memory") from None
+    except (OSError, ValueError, TypeError, KeyError) as e:  # an odd mode PIL cannot convert
+        raise ImageReadError(f"{_name(source)}: cannot convert the {img.mode} image ({type(e).__name__}: {e})") from None
+
+
+def _name(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return f"<{type(source).__name__}>" if not isinstance(source, bytes) else "<bytes>"
 
 
 def _array_to_uint8(arr: np.ndarray) -> np.ndarray:

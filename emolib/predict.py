@@ -13,8 +13,17 @@ Speed: the model runs through one cached ``tf.function`` (no ``model.predict``, 
 per-call overhead dominates for single images), and `predict_batch` reads and detects
 per file but runs the network once per `batch_size` faces.
 
-Bad input never raises out of `predict` / `predict_batch`: it becomes a row with status
-``'unreadable: <reason>'`` (cannot read the file) or ``'no_face'`` (no face detected).
+Bad input never raises out of `predict` / `predict_batch`: every input gives at least one
+row, and each row's status is one of (`STATUSES`):
+
+* ``'ok'``                  - a face was classified (emotion, confidence, probabilities set);
+* ``'no_face'``             - a face was searched for and none was found;
+* ``'blank'``               - the image (or every face crop) that would be classified is
+  near-blank: pixel std <= `emolib.images.BLANK_MAX_STD` (4) grey levels at the model's
+  input size, the data checks' definition (a white frame, a fully transparent PNG); no
+  emotion is given for it;
+* ``'unreadable: <reason>'`` - the input cannot be used (missing, broken or looping link,
+  folder, pipe, empty, corrupt or truncated, too small, decompression bomb, ...).
 """
 from __future__ import annotations
 
@@ -26,7 +35,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import faces as _faces
-from .images import ImageReadError, is_image_path, read_image
+from .images import ImageReadError, is_image_path, near_blank, read_image
 from .modelfolder import (  # noqa: F401 - CARD_FILE, MODEL_FILE, ModelDirError re-exported for users
     CARD_FILE,
     MODEL_FILE,
@@ -39,7 +48,9 @@ from .modelfolder import (  # noqa: F401 - CARD_FILE, MODEL_FILE, ModelDirError 
 
 STATUS_OK = "ok"
 STATUS_NO_FACE = "no_face"
-STATUS_UNREADABLE = "unreadable"
+STATUS_BLANK = "blank"
+STATUS_UNREADABLE = "unreadable"  # always followed by ': <reason>'
+STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_BLANK, STATUS_UNREADABLE)
 PROGRESS_MIN_ITEMS = 20  # progress bars only for batches longer than this
 
 
@@ -50,7 +61,7 @@ class FaceResult:
     face: index of the face in the image, left to right, from 0 (None when there is none).
     box: (x, y, w, h) in pixels of the image read (EXIF-rotated); None for a pass-through
          image used whole (faces='off', or a small face crop under faces='auto').
-    status: 'ok', 'no_face' or 'unreadable: <reason>'.
+    status: 'ok', 'no_face', 'blank' or 'unreadable: <reason>' (see the module docstring).
     """
 
     face: int | None
@@ -90,12 +101,21 @@ def _unreadable(reason: str, source: Any = None) -> str:
     """'unreadable: <reason>' without the file name that ImageReadError puts first."""
     reason = str(reason).strip() or "unknown error"
     if isinstance(source, (str, os.PathLike)):
-        prefix = f"{source}: "
-        if reason.startswith(prefix):
-            reason = reason[len(prefix):]
+        for prefix in (f"{source}: ", f"{Path(source)}: "):
+            if reason.startswith(prefix):
+                reason = reason[len(prefix):]
+                break
     elif reason.startswith("<") and ">: " in reason:
         reason = reason.split(">: ", 1)[1]
     return f"{STATUS_UNREADABLE}: {' '.join(reason.split())}"
+
+
+def _dedup_key(p: Path) -> Path:
+    """The real path for spotting duplicates; a looping link (resolve() raises) stays itself."""
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError, ValueError):  # RuntimeError: 'Symlink loop' before Python 3.13
+        return Path(os.path.abspath(p))
 
 
 def iter_image_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -103,27 +123,44 @@ def iter_image_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], li
 
     Returns (images, skipped): images sorted per argument (folders walked in sorted
     order, so the result is deterministic) without duplicates; skipped holds
-    (path, reason) for missing paths and, inside folders, files without an image
-    extension and hidden files. A file named explicitly is kept whatever its extension:
-    reading it will tell whether it is an image.
+    (path, reason) for missing paths, other names (links) of a file already listed and,
+    inside folders, files without an image extension, hidden files, links to folders (not followed, so a link loop cannot
+    recurse) and folders that cannot be listed. A file named explicitly is kept whatever
+    its extension: reading it will tell whether it is an image. Broken or looping links,
+    pipes and the like with an image name are kept too: each gets an 'unreadable: <reason>'
+    row from the predictor rather than disappearing.
     """
     found: list[Path] = []
     skipped: list[tuple[Path, str]] = []
-    seen: set[Path] = set()
+    seen: dict[Path, Path] = {}
 
     def add(p: Path) -> None:
-        key = p.resolve()
+        key = _dedup_key(p)
         if key not in seen:
-            seen.add(key)
+            seen[key] = p
             found.append(p)
+        elif seen[key] != p:  # another name (a link) for a file already listed
+            skipped.append((p, f"same file as {seen[key]} (predicted once)"))
+
+    def walk_error(e: OSError) -> None:
+        skipped.append((Path(e.filename or "?"), f"cannot list the folder ({e.strerror or e})"))
 
     for arg in paths:
         p = Path(arg)
-        if not p.exists():
+        if not os.path.lexists(p):
             skipped.append((p, "not found"))
         elif p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            # followlinks=False: links to folders are listed, never entered (no endless link loops).
+            for root, dirs, files in os.walk(p, onerror=walk_error, followlinks=False):
+                entered = []
+                for d in sorted(dirs):
+                    if d.startswith("."):
+                        continue
+                    if os.path.islink(os.path.join(root, d)):
+                        skipped.append((Path(root) / d, "link to a folder (not followed)"))
+                    else:
+                        entered.append(d)
+                dirs[:] = entered
                 for name in sorted(files):
                     f = Path(root) / name
                     if name.startswith("."):
@@ -186,8 +223,13 @@ class Predictor:
         return out
 
     # -- images ------------------------------------------------------------------
-    def _prepare(self, source: Any, faces: str, name: str | None) -> tuple[list[tuple[Any, np.ndarray]], FaceResult | None]:
-        """Read and detect: ([(box, (S,S) uint8 crop), ...], None) or ([], status row)."""
+    def _prepare(self, source: Any, faces: str, name: str | None, *, blank: bool = True
+                 ) -> tuple[list[tuple[Any, np.ndarray]], FaceResult | None]:
+        """Read and detect: ([(box, (S,S) uint8 crop), ...], None) or ([], status row).
+
+        With `blank`, crops that are all near-blank (at the model's input size) give a
+        'blank' status row instead of a prediction.
+        """
         try:
             gray = read_image(source, mode="L")
             found = _faces.find_faces(gray, faces)
@@ -200,6 +242,8 @@ class Predictor:
             return [], FaceResult(None, None, None, None, {}, _unreadable(f"{type(e).__name__}: {e}", source), name)
         if not crops:
             return [], FaceResult(None, None, None, None, {}, STATUS_NO_FACE, name)
+        if blank and all(near_blank(c) for _, c in crops):
+            return [], FaceResult(None, None, None, None, {}, STATUS_BLANK, name)
         return crops, None
 
     def _result(self, probs: np.ndarray, face: int, box, name: str | None) -> FaceResult:
@@ -214,28 +258,30 @@ class Predictor:
             path=name,
         )
 
-    def predict(self, image: Any, faces: str = "auto") -> list[FaceResult]:
+    def predict(self, image: Any, faces: str = "auto", *, detect_blank: bool = True) -> list[FaceResult]:
         """One FaceResult per face of `image` (a path, PIL image, bytes or numpy array).
 
         faces: 'auto' (small square crops used whole, photos searched), 'on' (always
         search) or 'off' (whole image). Without a face the list holds one row with status
-        'no_face'; an unreadable image gives one row 'unreadable: <reason>'.
+        'no_face'; a near-blank image one row 'blank' (unless `detect_blank` is False, which
+        classifies it anyway); an unreadable image one row 'unreadable: <reason>'.
         """
         _faces.check_face_mode(faces)
         name = str(image) if isinstance(image, (str, os.PathLike)) else None
-        crops, status = self._prepare(image, faces, name)
+        crops, status = self._prepare(image, faces, name, blank=detect_blank)
         if status is not None:
             return [status]
         probs = self.predict_arrays(np.stack([c for _, c in crops]))
         return [self._result(p, i, box, name) for i, ((box, _), p) in enumerate(zip(crops, probs))]
 
     def predict_batch(self, items: Iterable[Any], faces: str = "auto", batch_size: int = 64,
-                      progress: bool = True) -> list[FaceResult]:
+                      progress: bool = True, *, detect_blank: bool = True) -> list[FaceResult]:
         """FaceResults for many images, in input order, each with `path` set.
 
         Files are read and searched one by one; the network runs once per `batch_size`
         faces. `progress` shows a tqdm bar (on stderr) for more than 20 items.
-        Unreadable files and photos without a face give status rows and never abort.
+        Unreadable files, photos without a face and blank images give status rows
+        ('unreadable: <reason>', 'no_face', 'blank') and never abort.
         """
         _faces.check_face_mode(faces)
         items = list(items)
@@ -259,7 +305,7 @@ class Predictor:
         try:
             for i, item in enumerate(items):
                 name = _describe(item, i)
-                crops, status = self._prepare(item, faces, name)
+                crops, status = self._prepare(item, faces, name, blank=detect_blank)
                 if status is not None:
                     rows.append(status)
                 for face, (box, crop) in enumerate(crops):

@@ -11,6 +11,15 @@ REAL_FER2013 = Path(os.environ.get("EMOLIB_FER2013", ROOT.parent / "shared" / "d
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+try:  # hypothesis profiles for tests/code/test_fuzz.py: bounded under `make test`, large under `make fuzz`
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("bounded", max_examples=30, deadline=None, database=None, print_blob=True)
+    _hypothesis_settings.register_profile("deep", max_examples=1500, deadline=None, database=None, print_blob=True)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "bounded"))
+except ImportError:  # the fuzz tests skip themselves without hypothesis
+    pass
+
 
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
