@@ -219,7 +219,8 @@ def _check_output_file(path_text: str, option: str = "--csv") -> Path:
 
     path = Path(path_text)
     if path.is_dir():
-        raise CliError(f"{option} {_shown(path)}: is a folder; give a file name, e.g. {_shown(path / 'predictions.csv')}")
+        example = _shown(path / "predictions.csv")
+        raise CliError(f"{option} {_shown(path)}: is a folder; give a file name, e.g. {example}")
     folder = path.parent
     while not os.path.lexists(folder) and folder != folder.parent:
         folder = folder.parent

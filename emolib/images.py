@@ -119,7 +119,8 @@ def _check_file(path: Path) -> None:
         st = path.stat()
     except FileNotFoundError:
         if path.is_symlink():
-            raise ImageReadError(f"{path}: broken symbolic link (its target {os.readlink(path)!r} does not exist)") from None
+            target = os.readlink(path)
+            raise ImageReadError(f"{path}: broken symbolic link (its target {target!r} does not exist)") from None
         raise ImageReadError(f"{path}: file not found") from None
     except OSError as e:
         if e.errno == errno.ELOOP:
@@ -181,7 +182,8 @@ def read_image(
     except MemoryError:
         raise ImageReadError(f"{_name(source)}: too large to convert in memory") from None
     except (OSError, ValueError, TypeError, KeyError) as e:  # an odd mode PIL cannot convert
-        raise ImageReadError(f"{_name(source)}: cannot convert the {img.mode} image ({type(e).__name__}: {e})") from None
+        what = f"{type(e).__name__}: {e}"
+        raise ImageReadError(f"{_name(source)}: cannot convert the {img.mode} image ({what})") from None
 
 
 def _name(source) -> str:

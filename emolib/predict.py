@@ -124,8 +124,8 @@ def iter_image_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], li
     Returns (images, skipped): images sorted per argument (folders walked in sorted
     order, so the result is deterministic) without duplicates; skipped holds
     (path, reason) for missing paths, other names (links) of a file already listed and,
-    inside folders, files without an image extension, hidden files, links to folders (not followed, so a link loop cannot
-    recurse) and folders that cannot be listed. A file named explicitly is kept whatever
+    inside folders, files without an image extension, hidden files, links to folders
+    (not followed, so a link loop cannot recurse) and folders that cannot be listed. A file named explicitly is kept whatever
     its extension: reading it will tell whether it is an image. Broken or looping links,
     pipes and the like with an image name are kept too: each gets an 'unreadable: <reason>'
     row from the predictor rather than disappearing.

@@ -11,7 +11,7 @@ REAL_FER2013 = Path(os.environ.get("EMOLIB_FER2013", ROOT.parent / "shared" / "d
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-try:  # hypothesis profiles for tests/code/test_fuzz.py: bounded under `make test`, large under `make fuzz`
+try:  # hypothesis profiles for tests/code/test_fuzz.py: bounded in `make test`, large in `make fuzz`
     from hypothesis import settings as _hypothesis_settings
 
     _hypothesis_settings.register_profile("bounded", max_examples=30, deadline=None, database=None, print_blob=True)
