@@ -169,3 +169,17 @@ def test_cli_reports_a_bad_model_folder_in_one_line(tmp_path, good_dir, capsys):
     assert main(["predict", "--model", str(d), str(img)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("emolib predict: error:") and "3 outputs" in err and "Traceback" not in err
+
+
+def test_model_with_code_inside_is_refused_by_safe_mode(tmp_path):
+    """A Lambda layer carries Python code; safe mode refuses to run it, with a clear error."""
+    d = tmp_path / "lambda"
+    d.mkdir()
+    inp = keras.Input((48, 48, 1))
+    x = keras.layers.Lambda(lambda t: t * 2.0)(inp)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(x))
+    keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x)).save(d / mf.MODEL_FILE)
+    mf.write_card(d, {"classes": CLASSES})
+    with pytest.raises(mf.ModelDirError, match="cannot load the model") as e:
+        mf.load_model(d)
+    assert "safe_mode" in str(e.value) or "unsafe" in str(e.value).lower()
