@@ -307,7 +307,7 @@ def bench_exports(model_dir: Path, predictor, x_eval: np.ndarray, s: BenchSettin
         row: dict[str, Any] = {"format": fmt, "quantize": quant, "skipped": None,
                                "target_agreement": TARGET_FLOAT_AGREEMENT if is_float else None}
         if fmt == "onnx" and not ex.onnx_available():
-            row["skipped"] = ex._onnx_converter_missing()
+            row["skipped"] = ex.onnx_converter_missing()
             out[key] = row
             continue
         path = workdir / f"{model_dir.name}_{key}.{fmt}"

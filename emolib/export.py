@@ -233,7 +233,7 @@ def tflite_bytes(model, quantize: str = "none", representative: np.ndarray | Non
         raise ExportError(f"TFLite conversion failed ({type(e).__name__}: {e})") from e
 
 
-def _onnx_converter_missing() -> str | None:
+def onnx_converter_missing() -> str | None:
     """None when the ONNX export can run here, else what to install."""
     missing = []
     for mod, pkg in (("tf2onnx", "tf2onnx"), ("onnx", "onnx")):
@@ -247,12 +247,12 @@ def _onnx_converter_missing() -> str | None:
 
 
 def onnx_available() -> bool:
-    return _onnx_converter_missing() is None
+    return onnx_converter_missing() is None
 
 
 def export_onnx_file(model, out_path: str | Path, opset: int | None = None) -> Path:
     """Keras 3 model.export(format='onnx') (tf2onnx underneath), written atomically."""
-    problem = _onnx_converter_missing()
+    problem = onnx_converter_missing()
     if problem:
         raise ExportError(problem)
     size = int(model.input_shape[1])
