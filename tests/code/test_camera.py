@@ -330,3 +330,62 @@ def test_analyse_video_removes_the_temp_file_on_errors(fake_video, tmp_path, mon
     with pytest.raises(U.UploadRefused, match="corrupt video"):
         analyse_video("bad.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x13" * 5000, "MP4", FakePredictor())
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the playground's tabs, with a real (tiny) model ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from tests.code.test_predict import make_model_dir
+
+    return make_model_dir(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def _walk(x):
+    yield x
+    for c in getattr(x, "children", ()):
+        yield from _walk(c)
+
+
+def test_playground_camera_and_video_tabs(model_dir, face_jpeg, hopper_mp4, fake_video, tmp_path, monkeypatch):
+    """app(): tabs Photos / Camera / Video; a frame sent to the camera widget gets the real model's answer,
+    a video upload gets its timeline and key frames, a non-video a message; no file is left behind."""
+    pytest.importorskip("anywidget")
+    import tempfile
+
+    import ipywidgets as w
+
+    from emolib import playground
+    from tests.code.test_uploads import entry
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ui = playground.app(model_dir)
+    assert isinstance(ui, w.Tab) and ui.titles == ("Photos", "Camera", "Video")
+    cam = next(x for x in _walk(ui.children[1]) if isinstance(x, C._widget_class()))
+    sent = []
+    monkeypatch.setattr(cam, "send", lambda content, buffers=None: sent.append(content))
+    cam._on_frame(cam, {"type": "frame", "seq": 1}, [face_jpeg])
+    assert sent[0]["status"] == "ok" and len(sent[0]["faces"]) == 1, sent[0]["status"]
+    assert sent[0]["classes"] == list(sent[0]["faces"][0]["probs"])
+    upload = next(x for x in _walk(ui.children[2]) if isinstance(x, w.FileUpload))
+    out = next(x for x in _walk(ui.children[2]) if "emolib-video-output" in x._dom_classes)
+    upload.value = [entry("clip.mp4", hopper_mp4.read_bytes(), "video/mp4")]
+    assert "emolib-video-timeline" in out.value and "emolib-video-frames" in out.value
+    assert upload.value == ()  # the bytes are dropped
+    upload.value = [entry("notes.mp4", b"no video here" * 10, "video/mp4")]
+    status = [x for x in ui.children[2].children if isinstance(x, w.HTML)][-2]
+    assert "notes.mp4: not a video file" in status.value and out.value == ""
+    assert [p for p in tmp_path.iterdir() if not p.name.startswith("__autograph")] == []
+
+
+def test_video_tab_without_emolib_video(model_dir, monkeypatch):
+    import ipywidgets as w
+
+    from emolib import playground
+
+    monkeypatch.setitem(sys.modules, "emolib.video", None)  # import fails, as before emolib.video exists
+    ui = playground.app(model_dir)
+    assert isinstance(ui.children[2], w.HTML) and "Video support is not installed" in ui.children[2].value
+    with pytest.raises(ImportError, match="video support is not installed"):
+        playground.analyse_video("a.mp4", b"", "MP4", FakePredictor())
