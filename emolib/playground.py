@@ -19,6 +19,7 @@ import base64
 import html
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -444,20 +445,27 @@ def analyse_video(name: str, data: bytes, container: str, predictor, limits=None
         raise ImportError("video support is not installed (this emolib has no emolib.video)")
     limits = limits or U.VideoLimits()
     with tempfile.TemporaryDirectory(prefix="emolib-video-") as tmp:
-        path = Path(tmp) / f"upload{U.VIDEO_SUFFIX.get(container, '.mp4')}"
+        # the upload's own name (figure titles show it), reduced to harmless characters
+        stem = re.sub(r"[^\w .()-]", "_", Path(name).stem)[:80].strip(" .") or "upload"
+        path = Path(tmp) / f"{stem}{U.VIDEO_SUFFIX.get(container, '.mp4')}"
         path.write_bytes(data)
         info = U.probe_video(str(path), name, limits)
         fps = VIDEO_SAMPLE_FPS if info.fps > VIDEO_SAMPLE_FPS else None
         result = predict_video(predictor, path, fps=fps, out_dir=None, annotate=False)
-        rows, tracks = list(result.rows), list(result.tracks)
+        # the rows name the temporary file: give them the upload's name instead
+        rows = [{**r, "path": name} if "path" in r else r for r in result.rows]
+        tracks = list(result.tracks)
         frames = key_frames(path, rows, VIDEO_KEY_FRAMES)
     timelines = []
-    for summary in tracks[:VIDEO_MAX_TRACKS]:
+    longest = sorted(tracks, key=lambda s: -float(s.get("seconds_classified", s.get("duration_s")) or 0))
+    for summary in sorted(longest[:VIDEO_MAX_TRACKS], key=lambda s: s["track"]):
         try:
             timelines.append((summary["track"], _figure_png(result.timeline_figure(summary["track"]))))
         except Exception:  # noqa: BLE001 - one figure failing leaves the others and the table
             continue
-    return {"name": name, "info": info, "rows": rows, "tracks": tracks, "timelines": timelines, "frames": frames}
+    status, note = str(getattr(result, "status", "ok")), getattr(result, "note", None)
+    return {"name": name, "info": info, "rows": rows, "tracks": tracks, "timelines": timelines, "frames": frames,
+            "status": status, "note": note}
 
 
 def _figure_png(fig) -> str:
@@ -489,7 +497,7 @@ def _pick_key_frames(rows: list[dict], k: int) -> list[int]:
     return sorted(chosen)
 
 
-def key_frames(path, rows: list[dict], k: int = VIDEO_KEY_FRAMES, max_side: int = 320) -> list[tuple[int, float, str]]:
+def key_frames(path, rows: list[dict], k: int = VIDEO_KEY_FRAMES, max_side: int = 240) -> list[tuple[int, float, str]]:
     """(frame, time_s, PNG data URI) of up to k frames of the video, with every face row's box and label drawn."""
     import cv2
     from PIL import Image, ImageDraw
@@ -529,16 +537,34 @@ def key_frames(path, rows: list[dict], k: int = VIDEO_KEY_FRAMES, max_side: int 
     return out
 
 
+def _flat(summary: dict) -> dict:
+    """A track summary as one short table row: scalars, and the share of time per emotion as
+    '<emotion> share' percentages (other per-class dicts, e.g. mean probabilities, left out)."""
+    out: dict[str, Any] = {}
+    for k, v in summary.items():
+        if not isinstance(v, dict):
+            out[k] = v
+        elif "share" in k:
+            out.update({f"{c} share": f"{100 * float(x):.0f}%" for c, x in v.items()})
+    return out
+
+
 def video_html(res: dict) -> str:
     """The video result: the track table, each track's timeline figure, the key frames and a CSV link."""
     esc = html.escape
     info = res["info"]
     parts = [f'<div class="emolib-video-result"><b>{esc(res["name"])}</b>: {info.width}x{info.height}, '
              f'{info.seconds:.1f} s at {info.fps:.1f} fps, {len(res["tracks"])} face track(s)</div>']
+    if res.get("status", "ok") != "ok":
+        said = {"no_face": "no face found in the video", "blank": "only blank face crops in the video"}
+        parts.append(f'<div class="emolib-problem" style="color:#c62828">{esc(said.get(res["status"], res["status"]))}'
+                     f'</div>')
+    if res.get("note"):
+        parts.append(f'<div style="color:#777;font-size:12px">{esc(str(res["note"]))}</div>')
     if res["tracks"]:
-        df = pd.DataFrame(res["tracks"]).round(3).astype(object)
+        df = pd.DataFrame([_flat(t) for t in res["tracks"]]).round(3).astype(object)
         parts.append(df.where(df.notna(), "").to_html(index=False, border=0, classes="emolib-table emolib-video-tracks"))
-    else:
+    elif res.get("status", "ok") == "ok":
         parts.append('<div class="emolib-problem" style="color:#c62828">no face found in the video</div>')
     for track, png in res["timelines"]:
         parts.append(f'<figure class="emolib-video-timeline" style="margin:6px 0"><img src="{png}" '

@@ -267,7 +267,9 @@ def test_probe_video(hopper_mp4, tmp_path):
 class FakeVideoResult:
     def __init__(self, rows):
         self.rows = rows
-        self.tracks = [{"track": 0, "duration_s": 1.9, "dominant": "sad", "sad": 1.0}]
+        self.tracks = [{"track": 0, "duration_s": 1.8, "dominant_emotion": "sad",
+                        "emotion_share": {"angry": 0.0, "sad": 1.0, "surprise": 0.0}}]
+        self.status, self.note = "ok", None
 
     def timeline_figure(self, track):
         import matplotlib
@@ -291,7 +293,7 @@ def fake_video(monkeypatch):
 
         assert Path(path).is_file() and out_dir is None and not annotate
         calls.append({"path": str(path), "fps": fps})
-        rows = [{"frame": f, "time_s": f / 10, "track": 0, "x": 100, "y": 30, "w": 120, "h": 120, "status": "ok",
+        rows = [{"path": str(path), "frame": f, "time_s": f / 10, "track": 0, "x": 100, "y": 30, "w": 120, "h": 120, "status": "ok",
                  "emotion": "sad", "confidence": 0.6 + f / 100, "p_angry": 0.2, "p_sad": 0.6, "p_surprise": 0.2}
                 for f in range(0, 20, 2)]
         return FakeVideoResult(rows)
@@ -311,12 +313,15 @@ def test_analyse_video_timelines_and_key_frames_temp_file_removed(hopper_mp4, fa
     (tmp_path / "tmp").mkdir()
     res = analyse_video("clip.mp4", hopper_mp4.read_bytes(), "MP4", FakePredictor())
     assert fake_video[0]["path"].startswith(str(tmp_path / "tmp")) and fake_video[0]["fps"] == 5.0
+    assert fake_video[0]["path"].endswith("/clip.mp4")
     assert list((tmp_path / "tmp").iterdir()) == []  # the temporary copy is gone
     assert len(res["timelines"]) == 1 and res["timelines"][0][1].startswith("data:image/png;base64,")
     assert 1 <= len(res["frames"]) <= 4
     assert 18 in [f for f, _, _ in res["frames"]]  # the most confident frame of track 0
     page = video_html(res)
+    assert {r["path"] for r in res["rows"]} == {"clip.mp4"}  # not the temporary file's name
     for part in ("clip.mp4</b>: 320x240, 2.0 s at 10.0 fps, 1 face track(s)", "emolib-video-tracks",
+                 "<th>sad share</th>", "<td>100%</td>",
                  "emolib-video-timeline", "emolib-video-frames", "video_predictions.csv"):
         assert part in page
 
@@ -389,3 +394,18 @@ def test_video_tab_without_emolib_video(model_dir, monkeypatch):
     assert isinstance(ui.children[2], w.HTML) and "Video support is not installed" in ui.children[2].value
     with pytest.raises(ImportError, match="video support is not installed"):
         playground.analyse_video("a.mp4", b"", "MP4", FakePredictor())
+
+
+@pytest.mark.parametrize("name", ["..", "../../etc/x.mp4", "<script>.mp4", "a\nb.webm", ".mp4", "é ü (1).mov"])
+def test_the_temporary_copy_stays_in_its_folder_whatever_the_name(name, hopper_mp4, fake_video, tmp_path,
+                                                                  monkeypatch):
+    import tempfile
+    from pathlib import Path
+
+    from emolib.playground import analyse_video
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    analyse_video(U.clean_name(name), hopper_mp4.read_bytes(), "MP4", FakePredictor())
+    written = Path(fake_video[0]["path"])
+    assert written.parent.parent == tmp_path and written.suffix == ".mp4" and written.name.count("/") == 0
+    assert list(tmp_path.iterdir()) == []
