@@ -563,7 +563,8 @@ def video_html(res: dict) -> str:
         parts.append(f'<div style="color:#777;font-size:12px">{esc(str(res["note"]))}</div>')
     if res["tracks"]:
         df = pd.DataFrame([_flat(t) for t in res["tracks"]]).round(3).astype(object)
-        parts.append(df.where(df.notna(), "").to_html(index=False, border=0, classes="emolib-table emolib-video-tracks"))
+        table = df.where(df.notna(), "").to_html(index=False, border=0, classes="emolib-table emolib-video-tracks")
+        parts.append(table)
     elif res.get("status", "ok") == "ok":
         parts.append('<div class="emolib-problem" style="color:#c62828">no face found in the video</div>')
     for track, png in res["timelines"]:

@@ -293,8 +293,9 @@ def fake_video(monkeypatch):
 
         assert Path(path).is_file() and out_dir is None and not annotate
         calls.append({"path": str(path), "fps": fps})
-        rows = [{"path": str(path), "frame": f, "time_s": f / 10, "track": 0, "x": 100, "y": 30, "w": 120, "h": 120, "status": "ok",
-                 "emotion": "sad", "confidence": 0.6 + f / 100, "p_angry": 0.2, "p_sad": 0.6, "p_surprise": 0.2}
+        rows = [{"path": str(path), "frame": f, "time_s": f / 10, "track": 0, "x": 100, "y": 30, "w": 120, "h": 120,
+                 "status": "ok", "emotion": "sad", "confidence": 0.6 + f / 100, "p_angry": 0.2, "p_sad": 0.6,
+                 "p_surprise": 0.2}
                 for f in range(0, 20, 2)]
         return FakeVideoResult(rows)
 
