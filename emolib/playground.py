@@ -9,6 +9,9 @@ Uploads are checked and decoded in memory by `emolib.uploads` (all the limits ar
 nothing is written to disk. Refused and unreadable files get one message each (name and
 reason) while the other files of the same upload get their predictions; nothing raises out
 of the widget callbacks, so the page stays usable.
+
+Two more tabs (`live_tabs`): **Camera** (the webcam, analysed live by the kernel: `emolib.camera`)
+and **Video** (one short clip, its per-track timelines and key frames: `emolib.video`).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import base64
 import html
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -310,7 +314,273 @@ def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MA
                   f"{html.escape(limits.describe())}.</div>")
     controls = w.HBox([model_dd, faces_dd, gradcam_cb])
     pick = w.HBox([picker, run_btn]) if samples else w.HTML("<i>(no readable test images listed)</i>")
-    return w.VBox([head, controls, upload, pick, status, out])
+    photos = w.VBox([head, controls, upload, pick, status, out])
+    return live_tabs(photos, dirs, predictor)  # + the camera and video modes (section below)
+
+
+# ======================================================================================
+# Camera and video modes of the live playground: tabs next to the photos (`live_tabs`).
+#
+# Camera: `emolib.camera` (an anywidget; frames analysed in memory, one in flight).
+# Video: one short clip per upload, checked by `emolib.uploads` (size, container sniffed
+# from the bytes, duration), written into a TemporaryDirectory that is removed once
+# `emolib.video.predict_video` has run, then shown as the per-track timelines and a few key
+# frames with boxes and labels.
+# ======================================================================================
+
+VIDEO_SAMPLE_FPS = 5.0  # frames analysed per second of video (the live timeline needs no more)
+VIDEO_KEY_FRAMES = 4
+VIDEO_MAX_TRACKS = 4  # timeline figures shown (the table lists every track)
+
+
+def live_tabs(photos, dirs: dict[str, Path], load, *, default: str | None = None):
+    """Tabs 'Photos' (the given panel), 'Camera' and 'Video'; `load(name)` gives a (cached) Predictor."""
+    import ipywidgets as w
+
+    default = default if default in dirs else next(iter(dirs))
+    tabs = w.Tab(children=[photos, camera_panel(dirs, load, default), video_panel(dirs, load, default)],
+                 titles=("Photos", "Camera", "Video"))
+    tabs.add_class("emolib-modes")
+    return tabs
+
+
+def _model_dropdown(dirs: dict[str, Path], default: str):
+    import ipywidgets as w
+
+    return w.Dropdown(options=list(dirs), value=default, description="Model")
+
+
+def camera_panel(dirs: dict[str, Path], load, default: str):
+    """The camera mode: a model choice and the webcam widget (`emolib.camera.CameraWidget`)."""
+    import ipywidgets as w
+
+    from .camera import FRAME_HEIGHT, FRAME_WIDTH, TIMELINE_S, FrameHandler, camera_widget
+
+    model_dd = _model_dropdown(dirs, default)
+    handler = FrameHandler(lambda: load(model_dd.value))  # the model loads on the first frame
+
+    def on_model(change):
+        handler.predictor = lambda: load(change["new"])
+
+    model_dd.observe(on_model, names="value")
+    try:
+        cam = camera_widget(handler)
+    except ImportError as e:
+        return w.HTML(f'<div class="emolib-problem" style="color:#c62828">{html.escape(str(e))}</div>')
+    cam.add_class("emolib-camera-widget")
+    head = w.HTML(f"<div style='font-size:12px;color:#444'>Start the camera: each frame (at most "
+                  f"{FRAME_WIDTH}x{FRAME_HEIGHT}, JPEG) goes to the kernel, the next one only once the kernel "
+                  f"answered; faces come back boxed with their emotion and probabilities. Frames are analysed in "
+                  f"memory and never stored. The timeline shows the largest face over the last "
+                  f"{TIMELINE_S:g} s.</div>")
+    return w.VBox([head, model_dd, cam])
+
+
+def _video_support():
+    """emolib.video.predict_video, or None where this installation lacks it."""
+    try:
+        from .video import predict_video
+    except ImportError:
+        return None
+    return predict_video
+
+
+def video_panel(dirs: dict[str, Path], load, default: str, limits=None):
+    """The video mode: upload one short clip, see its per-track timelines and key frames."""
+    import ipywidgets as w
+
+    from . import uploads as U
+
+    limits = limits or U.VideoLimits()
+    if _video_support() is None:
+        return w.HTML('<div class="emolib-problem emolib-video-missing" style="color:#c62828">Video support is '
+                      'not installed (this emolib has no <code>emolib.video</code>).</div>')
+    model_dd = _model_dropdown(dirs, default)
+    upload = w.FileUpload(accept="video/*,.mp4,.mov,.webm,.mkv,.avi", multiple=False, description="Upload a video")
+    upload.add_class("emolib-video-upload")
+    status = w.HTML()
+    out = w.HTML()
+    out.add_class("emolib-video-output")
+
+    def on_upload(change):
+        if not change["new"]:
+            return  # the value cleared below
+        status.value = "<i>analysing the video...</i>"
+        try:
+            name, data, container = U.check_video_upload(change["new"], limits)
+            res = analyse_video(name, data, container, load(model_dd.value), limits)
+            out.value = video_html(res)
+            status.value = (f"done: {html.escape(name)}, {len(res['rows'])} face row(s) in "
+                            f"{res['info'].seconds:.1f} s of video, {len(res['tracks'])} track(s)")
+        except U.UploadRefused as e:
+            out.value = ""
+            status.value = f'<span class="emolib-problem" style="color:#c62828">{html.escape(str(e))}</span>'
+        except Exception as e:  # noqa: BLE001 - a callback must not raise; the page stays usable
+            out.value = ""
+            status.value = (f'<span class="emolib-problem" style="color:#c62828">the video could not be analysed: '
+                            f'{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>')
+        finally:
+            upload.value = ()  # drop the bytes and re-arm the button
+
+    upload.observe(on_upload, names="value")
+    head = w.HTML(f"<div style='font-size:12px;color:#444'>Upload {html.escape(limits.describe())}. It is "
+                  f"analysed at {VIDEO_SAMPLE_FPS:g} frames per second from a temporary file that is removed "
+                  f"right after.</div>")
+    return w.VBox([head, model_dd, upload, status, out])
+
+
+def analyse_video(name: str, data: bytes, container: str, predictor, limits=None) -> dict:
+    """Run `emolib.video.predict_video` on the clip's bytes: {"name", "info", "rows", "tracks",
+    "timelines": [(track, png data URI)], "frames": [(frame, time_s, png data URI)]}.
+
+    The bytes go into a TemporaryDirectory, removed when this returns or raises.
+    UploadRefused for a clip that does not decode or is too long; ImportError without emolib.video.
+    """
+    import tempfile
+
+    from . import uploads as U
+
+    predict_video = _video_support()
+    if predict_video is None:
+        raise ImportError("video support is not installed (this emolib has no emolib.video)")
+    limits = limits or U.VideoLimits()
+    with tempfile.TemporaryDirectory(prefix="emolib-video-") as tmp:
+        # the upload's own name (figure titles show it), reduced to harmless characters
+        stem = re.sub(r"[^\w .()-]", "_", Path(name).stem)[:80].strip(" .") or "upload"
+        path = Path(tmp) / f"{stem}{U.VIDEO_SUFFIX.get(container, '.mp4')}"
+        path.write_bytes(data)
+        info = U.probe_video(str(path), name, limits)
+        fps = VIDEO_SAMPLE_FPS if info.fps > VIDEO_SAMPLE_FPS else None
+        result = predict_video(predictor, path, fps=fps, out_dir=None, annotate=False)
+        # the rows name the temporary file: give them the upload's name instead
+        rows = [{**r, "path": name} if "path" in r else r for r in result.rows]
+        tracks = list(result.tracks)
+        frames = key_frames(path, rows, VIDEO_KEY_FRAMES)
+    timelines = []
+    longest = sorted(tracks, key=lambda s: -float(s.get("seconds_classified", s.get("duration_s")) or 0))
+    for summary in sorted(longest[:VIDEO_MAX_TRACKS], key=lambda s: s["track"]):
+        try:
+            timelines.append((summary["track"], _figure_png(result.timeline_figure(summary["track"]))))
+        except Exception:  # noqa: BLE001 - one figure failing leaves the others and the table
+            continue
+    status, note = str(getattr(result, "status", "ok")), getattr(result, "note", None)
+    return {"name": name, "info": info, "rows": rows, "tracks": tracks, "timelines": timelines, "frames": frames,
+            "status": status, "note": note}
+
+
+def _figure_png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _pick_key_frames(rows: list[dict], k: int) -> list[int]:
+    """Up to k frame indices: each track's most confident frame, then frames spread over the clip."""
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("frame") is not None]
+    best: dict[Any, dict] = {}
+    for r in ok:
+        t = r.get("track")
+        if t not in best or (r.get("confidence") or 0) > (best[t].get("confidence") or 0):
+            best[t] = r
+    chosen = sorted({int(r["frame"]) for r in best.values()})[:k]
+    with_faces = sorted({int(r["frame"]) for r in ok}) or sorted({int(r["frame"]) for r in rows
+                                                                  if r.get("frame") is not None})
+    spread = np.linspace(0, len(with_faces) - 1, num=min(k, len(with_faces))).round().astype(int)
+    for i in spread if with_faces else ():
+        if len(chosen) < k and with_faces[i] not in chosen:
+            chosen.append(with_faces[i])
+    return sorted(chosen)
+
+
+def key_frames(path, rows: list[dict], k: int = VIDEO_KEY_FRAMES, max_side: int = 240) -> list[tuple[int, float, str]]:
+    """(frame, time_s, PNG data URI) of up to k frames of the video, with every face row's box and label drawn."""
+    import cv2
+    from PIL import Image, ImageDraw
+
+    wanted = _pick_key_frames(rows, k)
+    by_frame: dict[int, list[dict]] = {}
+    for r in rows:
+        if r.get("frame") is not None:
+            by_frame.setdefault(int(r["frame"]), []).append(r)
+    out = []
+    cap = cv2.VideoCapture(str(path))
+    try:
+        i = 0
+        for target in wanted:
+            while i < target and cap.grab():  # sequential: exact on every codec, cheap for a short clip
+                i += 1
+            ok, frame = cap.read()
+            i += 1
+            if not ok:
+                break
+            img = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            draw = ImageDraw.Draw(img)
+            time_s = None
+            for r in by_frame.get(target, []):
+                time_s = r.get("time_s", time_s)
+                if r.get("status") != "ok" or r.get("x") is None:
+                    continue
+                x, y, w, h = (float(r[c]) for c in ("x", "y", "w", "h"))
+                draw.rectangle([x, y, x + w, y + h], outline=(255, 40, 40), width=max(2, img.width // 200))
+                label = f"{r.get('track')}: {r.get('emotion')} {100 * float(r.get('confidence') or 0):.0f}%"
+                draw.rectangle([x, max(0, y - 14), x + 7 * len(label), max(14, y)], fill=(255, 40, 40))
+                draw.text((x + 2, max(0, y - 13)), label, fill=(255, 255, 255))
+            img.thumbnail((max_side, max_side))
+            out.append((target, float(time_s) if time_s is not None else float("nan"), _png(np.asarray(img))))
+    finally:
+        cap.release()
+    return out
+
+
+def _flat(summary: dict) -> dict:
+    """A track summary as one short table row: scalars, and the share of time per emotion as
+    '<emotion> share' percentages (other per-class dicts, e.g. mean probabilities, left out)."""
+    out: dict[str, Any] = {}
+    for k, v in summary.items():
+        if not isinstance(v, dict):
+            out[k] = v
+        elif "share" in k:
+            out.update({f"{c} share": f"{100 * float(x):.0f}%" for c, x in v.items()})
+    return out
+
+
+def video_html(res: dict) -> str:
+    """The video result: the track table, each track's timeline figure, the key frames and a CSV link."""
+    esc = html.escape
+    info = res["info"]
+    parts = [f'<div class="emolib-video-result"><b>{esc(res["name"])}</b>: {info.width}x{info.height}, '
+             f'{info.seconds:.1f} s at {info.fps:.1f} fps, {len(res["tracks"])} face track(s)</div>']
+    if res.get("status", "ok") != "ok":
+        said = {"no_face": "no face found in the video", "blank": "only blank face crops in the video"}
+        parts.append(f'<div class="emolib-problem" style="color:#c62828">{esc(said.get(res["status"], res["status"]))}'
+                     f'</div>')
+    if res.get("note"):
+        parts.append(f'<div style="color:#777;font-size:12px">{esc(str(res["note"]))}</div>')
+    if res["tracks"]:
+        df = pd.DataFrame([_flat(t) for t in res["tracks"]]).round(3).astype(object)
+        table = df.where(df.notna(), "").to_html(index=False, border=0, classes="emolib-table emolib-video-tracks")
+        parts.append(table)
+    elif res.get("status", "ok") == "ok":
+        parts.append('<div class="emolib-problem" style="color:#c62828">no face found in the video</div>')
+    for track, png in res["timelines"]:
+        parts.append(f'<figure class="emolib-video-timeline" style="margin:6px 0"><img src="{png}" '
+                     f'style="max-width:640px"/><figcaption style="font-size:11px">track {esc(str(track))}: '
+                     f'probabilities over time</figcaption></figure>')
+    if res["frames"]:
+        parts.append('<div class="emolib-video-frames" style="display:flex;flex-wrap:wrap;gap:8px">')
+        for frame, t, png in res["frames"]:
+            when = f"{t:.1f} s" if t == t else f"frame {frame}"
+            parts.append(f'<figure style="margin:0"><img src="{png}"/><figcaption style="font-size:11px">{when}'
+                         f'</figcaption></figure>')
+        parts.append("</div>")
+    if res["rows"]:
+        parts.append(csv_link(res["rows"], "video_predictions.csv"))
+    return "".join(parts)
 
 
 # ======================================================================================

@@ -153,3 +153,101 @@ def decode_upload(name: str, data: bytes, limits: Limits = Limits()) -> np.ndarr
         raise UploadRefused(name, str(e).removeprefix("<PIL image>: ")) from None
     except Exception as e:  # noqa: BLE001
         raise UploadRefused(name, f"could not be converted ({type(e).__name__}: {e})") from None
+
+
+# --------------------------------------------------------------------------------------
+# Videos (the playground's video mode): one short clip per upload. OpenCV reads videos
+# from a file only, so the playground writes the checked bytes into a TemporaryDirectory
+# that is removed as soon as the clip is analysed; nothing else is ever written.
+# --------------------------------------------------------------------------------------
+
+MAX_VIDEO_MB = 50.0
+MAX_VIDEO_S = 120.0  # a short clip: analysing costs ~20-40 ms per frame on a laptop CPU
+MAX_VIDEO_PIXELS = 3840 * 2160  # per frame
+# Containers recognised from their first bytes (not from the name or the browser's MIME type).
+VIDEO_CONTAINERS = ("MP4", "MOV", "WebM", "MKV", "AVI")
+VIDEO_SUFFIX = {"MP4": ".mp4", "MOV": ".mov", "WebM": ".webm", "MKV": ".mkv", "AVI": ".avi"}
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    max_file_mb: float = MAX_VIDEO_MB
+    max_seconds: float = MAX_VIDEO_S
+    max_pixels: int = MAX_VIDEO_PIXELS
+
+    def describe(self) -> str:
+        return (f"one {'/'.join(VIDEO_CONTAINERS)} video of at most {self.max_file_mb:g} MB and "
+                f"{self.max_seconds:g} s")
+
+
+def sniff_video(data: bytes) -> str | None:
+    """The container of a video file from its first bytes ('MP4', 'MOV', 'WebM', 'MKV', 'AVI'), else None."""
+    head = bytes(data[:64])
+    if len(head) >= 12 and head[4:8] == b"ftyp":  # ISO base media: the brand says QuickTime or MP4
+        return "MOV" if head[8:12] == b"qt  " else "MP4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: the DocType says webm or matroska
+        return "WebM" if b"webm" in bytes(data[:4096]) else "MKV"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    return None
+
+
+def check_video_upload(value: Any, limits: VideoLimits = VideoLimits()) -> tuple[str, bytes, str]:
+    """FileUpload value -> (name, bytes, container) of its one video; UploadRefused otherwise.
+
+    Checks the size received and the container (sniffed from the bytes); whether the clip
+    decodes and how long it is are checked on the temporary file by `probe_video`.
+    """
+    try:
+        files = list(value or ())
+    except TypeError:
+        raise UploadRefused("upload", f"the upload could not be read ({type(value).__name__})") from None
+    if not files:
+        raise UploadRefused("upload", "no file received")
+    f = files[0]
+    name = clean_name(f.get("name") if isinstance(f, dict) else getattr(f, "name", None))
+    data = _content(f)
+    if data is None:
+        raise UploadRefused(name, "no file content received")
+    if not data:
+        raise UploadRefused(name, "empty file (0 bytes)")
+    if len(data) > limits.max_file_mb * MB:
+        raise UploadRefused(name, f"{_size(len(data))} is over the {limits.max_file_mb:g} MB limit for a video")
+    container = sniff_video(data)
+    if container is None:
+        raise UploadRefused(name, f"not a video file (or not one of {', '.join(VIDEO_CONTAINERS)})")
+    return name, data, container
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps if self.fps > 0 else 0.0
+
+
+def probe_video(path: str, name: str, limits: VideoLimits = VideoLimits()) -> VideoInfo:
+    """Open the clip with OpenCV and check it decodes, its duration and its frame size; UploadRefused otherwise."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise UploadRefused(name, "corrupt video, or a codec this machine cannot decode")
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise UploadRefused(name, "corrupt video: no frame could be decoded")
+        h, w = frame.shape[:2]
+        info = VideoInfo(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), float(cap.get(cv2.CAP_PROP_FPS) or 0.0), w, h)
+    finally:
+        cap.release()
+    if w * h > limits.max_pixels:
+        raise UploadRefused(name, f"frames of {w}x{h} are over the {limits.max_pixels:,} pixel limit")
+    if info.seconds > limits.max_seconds:
+        raise UploadRefused(name, f"{info.seconds:.0f} s long; the limit is {limits.max_seconds:g} s")
+    return info

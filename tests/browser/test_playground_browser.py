@@ -3,68 +3,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, severe_errors
+from .conftest import severe_errors
 
 pytestmark = pytest.mark.slow
-NOTEBOOK = ROOT / "notebooks" / "50_playground.ipynb"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def voila_url(tiny_reports, tmp_path):
-    try:
-        import voila  # noqa: F401
-    except ImportError:
-        pytest.skip("voila is not installed (pip install voila)")
-    port = _free_port()
-    from emolib.uploads import VOILA_ARGS  # as `make playground`: a whole upload fits one websocket message
-
-    (tmp_path / "voila-tmp").mkdir()
-    env = {**os.environ, "EMOLIB_MODEL_DIR": str(tiny_reports / "models"), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "TMPDIR": str(tmp_path / "voila-tmp")}
-    log = open(tmp_path / "voila.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-         "--Voila.port_retries=0", "--show_tracebacks=True", *VOILA_ARGS],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"voila exited early:\n{(tmp_path / 'voila.log').read_text()[-3000:]}")
-            try:  # the port accepts connections: the server is up (rendering happens per request)
-                socket.create_connection(("127.0.0.1", port), timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("voila did not start within 60 s")
-        yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        log.close()
 
 
 def _file_input(driver, voila_url):

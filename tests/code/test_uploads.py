@@ -166,7 +166,8 @@ def _widgets(ui):
     found = list(walk(ui))
     upload = next(x for x in found if isinstance(x, w.FileUpload))
     out = next(x for x in found if "emolib-output" in x._dom_classes)
-    status = [x for x in found if isinstance(x, w.HTML)][-2]  # status, then out
+    panel = next(x for x in found if out in getattr(x, "children", ()))  # the Photos tab
+    status = [x for x in panel.children if isinstance(x, w.HTML)][-2]  # status, then out
     return upload, out, status
 
 
