@@ -350,3 +350,34 @@ def _walk(x):
     yield x
     for c in getattr(x, "children", ()):
         yield from _walk(c)
+
+
+# -- make bench: faces.json ----------------------------------------------------------------------
+def test_bench_faces_writes_rates_and_times(tmp_path, hopper_path, capsys):
+    import json
+    import shutil
+
+    from emolib import bench_faces
+    from PIL import Image
+
+    wild = tmp_path / "wild"
+    (wild / "happy").mkdir(parents=True)
+    shutil.copy(hopper_path, wild / "happy" / "hopper.jpg")
+    Image.fromarray(np.full((350, 350), 180, np.uint8)).save(wild / "happy" / "wall.png")  # no face in it
+    (wild / "notes.txt").write_text("not a photo")
+    result = bench_faces.run_faces_benchmark(tmp_path / "bench", wild, progress=False)
+    assert json.loads((tmp_path / "bench" / "faces.json").read_text()) == json.loads(json.dumps(result))
+    assert result["photos"] == 2 and result["default_detector"] == faces.DEFAULT_DETECTOR
+    for name, d in result["detectors"].items():
+        assert (d["with_face"], d["detection_rate"], d["missed"]) == (1, 0.5, ["wall.png"]), name
+        assert 0 < d["p50_ms"] <= d["p95_ms"] and d["mean_ms"] > 0
+    assert set(result["detectors"]) == {n for n in faces.DETECTORS if faces.detector_available(n)}
+    assert result["targets"] == {"default_detection_rate_ge_0.99": False}
+    report = bench_faces.format_faces_report(result)
+    assert "with a face" in report and "FAIL" in report
+    # without the photos: a note, no failure
+    skipped = bench_faces.run_faces_benchmark(tmp_path / "bench2", tmp_path / "nowhere", progress=False)
+    assert skipped["skipped"] and "no wild_faces photos at" in skipped["note"]
+    assert "skipped: no wild_faces photos" in bench_faces.format_faces_report(skipped)
+    assert bench_faces.main(["--out", str(tmp_path / "bench3"), "--wild-dir", str(tmp_path / "nowhere")]) == 0
+    assert (tmp_path / "bench3" / "faces.json").is_file() and "skipped" in capsys.readouterr().out
