@@ -182,6 +182,20 @@ def test_blazeface_runs_without_tensorflow():
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
+def test_blazeface_anchors_and_suppression():
+    assert blazeface.anchors(128, (8, 16, 16, 16), 2).shape == (896, 2)  # MediaPipe's short-range model
+    assert blazeface.anchors(192, (4,), 1).shape == (2304, 2)  # and its full-range model
+    pts = np.zeros((6, 2))
+    boxes = np.array([[0, 0, 100, 100], [10, 0, 110, 100], [200, 0, 260, 60]], float)
+    merged = blazeface.weighted_nms(boxes, np.stack([pts] * 3), np.array([0.9, 0.6, 0.7]))
+    assert [round(s, 2) for _, _, s in merged] == [0.9, 0.7]
+    assert merged[0][0][0] == pytest.approx(10 * 0.6 / 1.5)  # score-weighted mean of the two overlapping boxes
+    # an eye found as a small "face" inside a better face is dropped; a face beside it is kept
+    kept = [(np.array([0, 0, 100, 100.]), pts, 0.9), (np.array([20, 20, 45, 45.]), pts, 0.6),
+            (np.array([90, 0, 170, 80.]), pts, 0.7)]
+    assert [s for _, _, s in blazeface.drop_nested(kept)] == [0.9, 0.7]
+
+
 @needs_blazeface
 @pytest.mark.parametrize("n", [2, 3])
 def test_blazeface_several_faces_left_to_right(hopper, n):
