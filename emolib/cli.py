@@ -67,6 +67,7 @@ def _add_inference_options(parser: argparse.ArgumentParser, model_help: str) -> 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .faces import DEFAULT_DETECTOR, DETECTORS
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     model_help = "trained model directory with model.keras and model.json (e.g. reports/models/cnn)"
     faces_help = ("face handling: 'auto' uses small square images (<=128 px, e.g. 48x48 crops) whole and "
-                  "searches larger photos with OpenCV's face detector; 'on' always searches; "
+                  "searches larger photos for faces (with --detector, where the command has it); 'on' always searches; "
                   "'off' uses every image whole")
 
     p = sub.add_parser(
@@ -98,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
     p.add_argument("--csv", metavar="OUT", help="write one row per face to this CSV file (atomically)")
     p.add_argument("--faces", choices=("auto", "on", "off"), default="auto", help=faces_help + " (default: auto)")
+    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                   help="face detector: 'blazeface' (neural, landmarks: crops framed like FER2013, eyes levelled) "
+                        f"or 'haar' (OpenCV's cascade, box + 20%% margin) (default: {DEFAULT_DETECTOR})")
+    p.add_argument("--no-align", action="store_true",
+                   help="do not rotate faces to level the eyes (blazeface; haar never aligns)")
     _add_inference_options(p, model_help)
 
     e = sub.add_parser(
@@ -249,7 +255,7 @@ def cmd_predict(args) -> int:
         raise CliError(f"no images to predict in {given} (image extensions: .jpg .jpeg .png .bmp .gif .tif .webp ...)")
     predictor = _load(args.model, tta=args.tta)
     rows = predictor.predict_batch([str(p) for p in paths], faces=args.faces, batch_size=args.batch_size,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress, detector=args.detector, align=not args.no_align)
     classes = predictor.classes
     if args.csv:
         try:

@@ -26,6 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .faces import DEFAULT_DETECTOR, check_detector
+
 MAX_UPLOAD_MB = 10.0  # = uploads.MAX_FILE_MB
 MODEL_DIR_ENV = "EMOLIB_MODEL_DIR"
 ALL_MODELS = "all models"
@@ -114,8 +116,11 @@ def boxed_image(gray: np.ndarray, boxes: Sequence, max_side: int = 360) -> np.nd
     return np.asarray(img)
 
 
-def analyse(name: str, source: Any, predictors: dict, *, faces: str = "auto", cam: bool = True) -> dict:
-    """Run every predictor on one image: {"name", "gray", "boxes", "status", "faces": [{model: FaceResult, cam}]}."""
+def analyse(name: str, source: Any, predictors: dict, *, faces: str = "auto", cam: bool = True,
+            detector: str = DEFAULT_DETECTOR, align: bool = True) -> dict:
+    """Run every predictor on one image: {"name", "gray", "boxes", "status", "faces": [{model: FaceResult, cam}]}.
+
+    detector, align: as in `emolib.predict.Predictor.predict`."""
     from .explain import gradcam, overlay
     from .images import ImageReadError, read_image
 
@@ -127,7 +132,7 @@ def analyse(name: str, source: Any, predictors: dict, *, faces: str = "auto", ca
     boxes: list = []
     status = "ok"
     for mname, pred in predictors.items():
-        crops, bad = pred._prepare(gray, faces, name)  # the crops predict() would use
+        crops, bad = pred._prepare(gray, faces, name, detector=detector, align=align)  # the crops predict() would use
         if bad is not None:
             status = bad.status
             continue
@@ -198,7 +203,7 @@ def csv_link(rows: list[dict], filename: str = "predictions.csv") -> str:
 
 
 def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MAX_UPLOAD_MB, faces: str = "auto",
-        max_files: int | None = None, max_total_mb: float | None = None):
+        max_files: int | None = None, max_total_mb: float | None = None, detector: str = DEFAULT_DETECTOR):
     """Build the playground UI (ipywidgets). Upload limits: see `emolib.uploads` (defaults there)."""
     import ipywidgets as w
 
@@ -226,6 +231,8 @@ def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MA
                           description="Model")
     faces_dd = w.Dropdown(options=[("find faces (auto)", "auto"), ("always search", "on"), ("whole image", "off")],
                           value=faces, description="Faces")
+    detector_dd = w.Dropdown(options=[("BlazeFace, aligned", "blazeface"), ("Haar cascade", "haar")],
+                             value=check_detector(detector), description="Detector")
     samples = test_images(dirs)
     picker = w.SelectMultiple(options=[(Path(p).name, p) for p in samples], rows=6, description="Test images")
     run_btn = w.Button(description="Predict selected test images", layout=w.Layout(width="260px"))
@@ -253,7 +260,7 @@ def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MA
             try:
                 if isinstance(src, (bytes, bytearray)):
                     src = U.decode_upload(name, bytes(src), limits)
-                a = analyse(name, src, preds, faces=faces_dd.value, cam=gradcam_cb.value)
+                a = analyse(name, src, preds, faces=faces_dd.value, cam=gradcam_cb.value, detector=detector_dd.value)
                 block = analysis_html(a)
             except U.UploadRefused as e:
                 problems.append(str(e))
@@ -312,7 +319,7 @@ def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MA
     head = w.HTML(f"<div style='font-size:12px;color:#444'>Models from <code>{html.escape(str(root))}</code>: "
                   f"{', '.join(dirs)}. Photos are decoded in memory (never stored): "
                   f"{html.escape(limits.describe())}.</div>")
-    controls = w.HBox([model_dd, faces_dd, gradcam_cb])
+    controls = w.HBox([model_dd, faces_dd, detector_dd, gradcam_cb])
     pick = w.HBox([picker, run_btn]) if samples else w.HTML("<i>(no readable test images listed)</i>")
     photos = w.VBox([head, controls, upload, pick, status, out])
     return live_tabs(photos, dirs, predictor)  # + the camera and video modes (section below)

@@ -223,16 +223,17 @@ class Predictor:
         return out
 
     # -- images ------------------------------------------------------------------
-    def _prepare(self, source: Any, faces: str, name: str | None, *, blank: bool = True
+    def _prepare(self, source: Any, faces: str, name: str | None, *, blank: bool = True,
+                 detector: str = _faces.DEFAULT_DETECTOR, align: bool = True
                  ) -> tuple[list[tuple[Any, np.ndarray]], FaceResult | None]:
         """Read and detect: ([(box, (S,S) uint8 crop), ...], None) or ([], status row).
 
         With `blank`, crops that are all near-blank (at the model's input size) give a
-        'blank' status row instead of a prediction.
+        'blank' status row instead of a prediction. `detector` and `align`: see `predict`.
         """
         try:
             gray = read_image(source, mode="L")
-            found = _faces.find_faces(gray, faces)
+            found = _faces.find_faces(gray, faces, detector=detector, align=align)
             crops = [(box, read_image(crop, mode="L", size=self.size)) for box, crop in found]
         except ImageReadError as e:
             return [], FaceResult(None, None, None, None, {}, _unreadable(e, source), name)
@@ -258,32 +259,40 @@ class Predictor:
             path=name,
         )
 
-    def predict(self, image: Any, faces: str = "auto", *, detect_blank: bool = True) -> list[FaceResult]:
+    def predict(self, image: Any, faces: str = "auto", *, detect_blank: bool = True,
+                detector: str = _faces.DEFAULT_DETECTOR, align: bool = True) -> list[FaceResult]:
         """One FaceResult per face of `image` (a path, PIL image, bytes or numpy array).
 
         faces: 'auto' (small square crops used whole, photos searched), 'on' (always
         search) or 'off' (whole image). Without a face the list holds one row with status
         'no_face'; a near-blank image one row 'blank' (unless `detect_blank` is False, which
         classifies it anyway); an unreadable image one row 'unreadable: <reason>'.
+        detector: 'blazeface' (default; crops framed like FER2013 from the landmarks, eyes
+        levelled unless `align` is False) or 'haar' (box + 20% margin, as before); an
+        unknown name raises ValueError listing the choices (`emolib.faces.DETECTORS`).
         """
         _faces.check_face_mode(faces)
+        detector = _faces.check_detector(detector)
         name = str(image) if isinstance(image, (str, os.PathLike)) else None
-        crops, status = self._prepare(image, faces, name, blank=detect_blank)
+        crops, status = self._prepare(image, faces, name, blank=detect_blank, detector=detector, align=align)
         if status is not None:
             return [status]
         probs = self.predict_arrays(np.stack([c for _, c in crops]))
         return [self._result(p, i, box, name) for i, ((box, _), p) in enumerate(zip(crops, probs))]
 
     def predict_batch(self, items: Iterable[Any], faces: str = "auto", batch_size: int = 64,
-                      progress: bool = True, *, detect_blank: bool = True) -> list[FaceResult]:
+                      progress: bool = True, *, detect_blank: bool = True,
+                      detector: str = _faces.DEFAULT_DETECTOR, align: bool = True) -> list[FaceResult]:
         """FaceResults for many images, in input order, each with `path` set.
 
         Files are read and searched one by one; the network runs once per `batch_size`
         faces. `progress` shows a tqdm bar (on stderr) for more than 20 items.
         Unreadable files, photos without a face and blank images give status rows
-        ('unreadable: <reason>', 'no_face', 'blank') and never abort.
+        ('unreadable: <reason>', 'no_face', 'blank') and never abort. `detector` and
+        `align` as in `predict`.
         """
         _faces.check_face_mode(faces)
+        detector = _faces.check_detector(detector)
         items = list(items)
         batch_size = max(1, int(batch_size))
         rows: list[FaceResult | None] = []
@@ -305,7 +314,8 @@ class Predictor:
         try:
             for i, item in enumerate(items):
                 name = _describe(item, i)
-                crops, status = self._prepare(item, faces, name, blank=detect_blank)
+                crops, status = self._prepare(item, faces, name, blank=detect_blank, detector=detector,
+                                              align=align)
                 if status is not None:
                     rows.append(status)
                 for face, (box, crop) in enumerate(crops):
