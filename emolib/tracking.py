@@ -11,7 +11,7 @@ more than `max_missed` of them in a row. Predicting with the velocity is what ke
 that cross paths apart: at the crossing both boxes overlap both detections, but each track's
 predicted box lies on its own face.
 
-Smoothing (`ema_alpha`, `smooth_series`, `Track.smooth`). The class probabilities of a track are
+Smoothing (`EmaSmoother`, `ema_alpha`, `smooth_series`). The class probabilities of a track are
 an exponential moving average over time: a new frame's probabilities p at time t, dt seconds
 after the track's previous ones, update the smoothed s as
 
@@ -83,8 +83,6 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))  # d(x, y, w, h)/dt in px/s
     missed: int = 0  # detection rounds missed in a row
     hits: int = 1  # detections matched, the first included
-    smoothed: np.ndarray | None = None  # smoothed class probabilities
-    smoothed_at: float | None = None  # time of the last probability update
 
     def predicted(self, time_s: float) -> np.ndarray:
         """The box moved by the velocity to `time_s` (width and height kept positive)."""
@@ -92,15 +90,24 @@ class Track:
         box[2:] = np.maximum(box[2:], 1.0)
         return box
 
-    def smooth(self, probs: np.ndarray, time_s: float, tau: float) -> np.ndarray:
-        """Feed the frame's probabilities; returns the track's smoothed probabilities."""
+
+class EmaSmoother:
+    """The smoothed class probabilities of one track: feed `update(probs, time_s)` in time order."""
+
+    def __init__(self, tau: float):
+        self.tau = float(tau)
+        self.value: np.ndarray | None = None
+        self.time_s: float | None = None
+
+    def update(self, probs: np.ndarray, time_s: float) -> np.ndarray:
+        """Feed one frame's probabilities; returns the smoothed probabilities after it."""
         p = np.asarray(probs, dtype=np.float64)
-        if self.smoothed is None or self.smoothed_at is None:
-            self.smoothed = p.copy()
+        if self.value is None or self.time_s is None:
+            self.value = p.copy()
         else:
-            self.smoothed = self.smoothed + ema_alpha(time_s - self.smoothed_at, tau) * (p - self.smoothed)
-        self.smoothed_at = float(time_s)
-        return self.smoothed
+            self.value = self.value + ema_alpha(time_s - self.time_s, self.tau) * (p - self.value)
+        self.time_s = float(time_s)
+        return self.value
 
 
 class IouTracker:

@@ -99,8 +99,8 @@ def test_smoothing_changes_labels_less_often_than_raw_frames():
     noisy = np.clip(base + rng.normal(0, 0.15, base.shape), 1e-3, None)
     noisy /= noisy.sum(1, keepdims=True)
     raw_changes = int(np.sum(np.diff(noisy.argmax(1)) != 0))
-    tr = tracking.Track(id=1, box=np.zeros(4), time_s=0.0)
-    smoothed = np.array([tr.smooth(p, ti, tau=0.5) for ti, p in zip(t, noisy)])
+    ema = tracking.EmaSmoother(tau=0.5)
+    smoothed = np.array([ema.update(p, ti) for ti, p in zip(t, noisy)])
     smooth_changes = int(np.sum(np.diff(smoothed.argmax(1)) != 0))
     assert raw_changes > 20
     assert smooth_changes <= 3 < raw_changes
