@@ -642,6 +642,8 @@ def main(argv: list[str] | None = None) -> int:
                                   inter_op_threads=args.inter_op_threads, progress=True)
     print(format_report(latency, pipe))
     print(f"\nwrote {Path(args.out) / 'latency.json'}" + (f" and {Path(args.out) / 'pipeline.json'}" if pipe else ""))
+    from .bench_video import run_video_bench  # the video row: reports/bench/video.json
+    run_video_bench(args.out, args.models_dir, quick=args.quick, progress=True)
     return 0
 
 
