@@ -28,6 +28,7 @@ thread pools keep their defaults unless ``--intra-op-threads`` / ``--inter-op-th
 say otherwise (both recorded). Numbers are only comparable within one run on one
 machine; other processes on the machine (e.g. a training run) slow them down.
 ``--quick`` repeats less and exports only the CNN (for tests and a first look).
+``main`` then runs `emolib.bench_video` (``video.json``: frames per second and memory on video).
 """
 from __future__ import annotations
 
