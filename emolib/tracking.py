@@ -5,7 +5,9 @@ velocity (pixels per second, damped). When new detections arrive at time t, ever
 is first moved to where its velocity says it should be at t, then tracks and detections are
 paired by the Hungarian algorithm on a cost that is low for a large overlap (IoU) and a small
 distance between centres. A pair counts only if the boxes overlap (IoU >= `min_iou`) or their
-centres are close (within `max_center_dist` box sizes). A detection left unpaired starts a new
+centres are close: within `max_center_dist` box sizes plus `max_speed` box sizes per second since
+the track was last seen (with sparse detections a face moves far between two of them, and a new
+track does not know its velocity yet). A detection left unpaired starts a new
 track with the next id; a track left unpaired has missed one detection round and is dropped after
 more than `max_missed` of them in a row. Predicting with the velocity is what keeps two faces
 that cross paths apart: at the crossing both boxes overlap both detections, but each track's
@@ -32,6 +34,7 @@ import numpy as np
 
 MIN_IOU = 0.2  # boxes of one face on consecutive detections overlap far more than this
 MAX_CENTER_DIST = 0.6  # ... or their centres lie within 0.6 box sizes of each other
+MAX_SPEED = 2.0  # ... plus this many box sizes per second since the track was last seen (a face moves)
 MAX_MISSED = 5  # detection rounds a track may miss in a row before it is dropped
 VELOCITY_KEEP = 0.5  # velocity <- keep * old + (1 - keep) * measured: damps detector jitter
 
@@ -114,9 +117,10 @@ class IouTracker:
     """Stable ids for face boxes across frames (see the module docstring for the rules)."""
 
     def __init__(self, *, min_iou: float = MIN_IOU, max_center_dist: float = MAX_CENTER_DIST,
-                 max_missed: int = MAX_MISSED):
+                 max_speed: float = MAX_SPEED, max_missed: int = MAX_MISSED):
         self.min_iou = float(min_iou)
         self.max_center_dist = float(max_center_dist)
+        self.max_speed = float(max_speed)
         self.max_missed = int(max_missed)
         self.tracks: list[Track] = []
         self.next_id = 1
@@ -127,7 +131,8 @@ class IouTracker:
         pred = track.predicted(time_s)
         overlap = iou(pred, box)
         dist = center_distance(pred, box)
-        if overlap < self.min_iou and dist > self.max_center_dist:
+        reach = self.max_center_dist + self.max_speed * max(0.0, time_s - track.time_s)
+        if overlap < self.min_iou and dist > reach:
             return None
         return (1.0 - overlap) + dist
 

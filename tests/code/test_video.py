@@ -374,3 +374,21 @@ def test_frames_over_the_pixel_limit_are_refused(predictor, noise_clip, monkeypa
     r = video.predict_video(predictor, noise_clip)
     assert r.status.startswith("unreadable: 160x120 frames are over the 10,000-pixel limit")
     assert len(r.rows) == 1 and r.rows[0]["frame"] is None
+
+
+def test_bench_video_writes_its_row(tmp_path, monkeypatch):
+    """`make bench`'s video row on tiny clips: the JSON has the promised keys (no timing assertions)."""
+    from emolib import bench_video
+
+    monkeypatch.setattr(bench_video, "SIZE", (320, 240))
+    monkeypatch.setattr(bench_video, "QUICK_SPEED_SECONDS", 1.0)
+    monkeypatch.setattr(bench_video, "QUICK_MEMORY_SECONDS", 2.0)
+    r = bench_video.run_video_bench(tmp_path / "bench", tmp_path / "no_models", quick=True)
+    assert json.loads((tmp_path / "bench" / "video.json").read_text()) == json.loads(json.dumps(r))
+    assert r["untrained_stand_in"] and r["speed"]["frames"] == 30 and r["memory"]["frames"] == 60
+    assert r["speed"]["status"] == "ok" and r["speed"]["frames_with_a_face"] > 0
+    for key in ("rss_start_mb", "rss_middle_mb", "rss_end_mb", "rss_peak_mb"):
+        assert r["memory"][key] > 0
+    assert set(r["targets"]) == {"video_ge_30_fps", "video_memory_flat"}
+    assert all(isinstance(t["pass"], bool) for t in r["targets"].values())
+    assert not list((tmp_path / "bench").glob(".*"))
