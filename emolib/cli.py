@@ -292,8 +292,8 @@ def cmd_predict(args) -> int:
         for p, reason in skipped[:MAX_LISTED]:
             print(f"  {_shown(p)}: {reason}", file=sys.stderr)
         given = ", ".join(_shown(p) for p in args.paths)
-        raise CliError(f"no images or videos to predict in {given} (image extensions: .jpg .jpeg .png .bmp .gif .tif "
-                       ".webp ...; video: .mp4 .avi .mov .mkv .webm .m4v .mpg ...)")
+        raise CliError(f"no images to predict in {given} (image extensions: .jpg .jpeg .png .bmp .gif .tif .webp ...; "
+                       "videos: .mp4 .avi .mov .mkv .webm .m4v .mpg ...)")
     predictor = _load(args.model, tta=args.tta)
     rows = predictor.predict_batch([str(p) for p in paths], faces=args.faces, batch_size=args.batch_size,
                                    progress=not args.no_progress)
