@@ -2,7 +2,8 @@
 
 Modules, one per stage: config (parameters), images (safe reading), data (loaders,
 splits, weights), checks (data checks), pipeline (tf.data), synthetic (generated
-faces), models, train, evaluate, explain, faces, predict, cli.
+faces), models, train, evaluate, explain, faces, predict, video
+(clips, with tracking), cli.
 """
 __version__ = "0.1.0"
 

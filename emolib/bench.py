@@ -28,6 +28,7 @@ thread pools keep their defaults unless ``--intra-op-threads`` / ``--inter-op-th
 say otherwise (both recorded). Numbers are only comparable within one run on one
 machine; other processes on the machine (e.g. a training run) slow them down.
 ``--quick`` repeats less and exports only the CNN (for tests and a first look).
+``main`` then runs `emolib.bench_video` (``video.json``: frames per second and memory on video).
 """
 from __future__ import annotations
 
@@ -647,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_report(latency, pipe))
     bench_faces.bench_step(args.out, args.wild_dir, quick=args.quick)  # faces.json: detectors on real photos
     print(f"\nwrote {Path(args.out) / 'latency.json'}" + (f" and {Path(args.out) / 'pipeline.json'}" if pipe else ""))
+    from .bench_video import run_video_bench  # the video row: reports/bench/video.json
+    run_video_bench(args.out, args.models_dir, quick=args.quick, progress=True)
     return 0
 
 

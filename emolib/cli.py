@@ -24,6 +24,7 @@ EXAMPLES = """\
 examples:
   emolib predict --model reports/models/cnn photo.jpg
   emolib predict --model reports/models/cnn photos/ --csv predictions.csv --faces on
+  emolib predict --model reports/models/cnn clip.mp4 --fps 10 --annotate --out clips/
   emolib evaluate --model reports/models/cnn --data data/raw/fer2013/test --json reports/eval_cnn.json
   emolib export --model reports/models/cnn --format tflite --quantize int8 --data data/raw/fer2013/train
 
@@ -65,6 +66,46 @@ def _add_inference_options(parser: argparse.ArgumentParser, model_help: str) -> 
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _nonneg_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _add_video_options(parser: argparse.ArgumentParser) -> None:
+    """`predict`'s options for video files (.mp4 .avi .mov .mkv .webm .m4v .mpg ...; see emolib.video)."""
+    from .video import DETECT_INTERVAL_S, SMOOTHING_S
+
+    g = parser.add_argument_group(
+        "videos", "Each video gets a folder OUT/<clip name>/ with frames.csv (one row per face per sampled frame: "
+                  "path, frame, time_s, track, x, y, w, h, status, emotion, confidence, p_<class>..., smoothed; "
+                  "raw_emotion, raw_p_<class>... per frame), tracks.json (per-track summary), "
+                  "timeline_track<id>.png and, with --annotate, annotated.mp4. Faces are always searched for.")
+    sample = g.add_mutually_exclusive_group()
+    sample.add_argument("--every", type=_positive_int, metavar="N", help="use every N-th frame (default: every frame)")
+    sample.add_argument("--fps", type=_positive_float, metavar="F", help="use about F frames per second of video")
+    g.add_argument("--out", metavar="DIR", help="folder for the videos' outputs (default: emolib_video/ next to "
+                                                 "--csv, else ./emolib_video/)")
+    g.add_argument("--annotate", action="store_true", help="also write annotated.mp4 (boxes, labels, probability bars)")
+    g.add_argument("--smoothing", type=_nonneg_float, default=SMOOTHING_S, metavar="S",
+                   help=f"time constant in seconds of each face's moving average of probabilities; 0 = none "
+                        f"(default: {SMOOTHING_S})")
+    g.add_argument("--detect-interval", type=_nonneg_float, default=DETECT_INTERVAL_S, metavar="S",
+                   help=f"run the face detector every S seconds of video and track faces in between; 0 = on "
+                        f"every sampled frame (default: {DETECT_INTERVAL_S})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .faces import DEFAULT_DETECTOR, DETECTORS
@@ -96,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                "grey levels, e.g. a white frame or a fully transparent PNG: no emotion given); "
                "'unreadable: <reason>'.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image and video files and/or folders")
     p.add_argument("--csv", metavar="OUT", help="write one row per face to this CSV file (atomically)")
     p.add_argument("--faces", choices=("auto", "on", "off"), default="auto", help=faces_help + " (default: auto)")
     p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
@@ -105,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-align", action="store_true",
                    help="do not rotate faces to level the eyes (blazeface; haar never aligns)")
     _add_inference_options(p, model_help)
+    _add_video_options(p)
 
     e = sub.add_parser(
         "evaluate", help="accuracy, macro-F1 and more on a labelled folder",
@@ -244,20 +286,27 @@ def _check_output_file(path_text: str, option: str = "--csv") -> Path:
 def cmd_predict(args) -> int:
     from .predict import STATUS_BLANK, STATUS_NO_FACE, iter_image_paths
     from .runinfo import atomic_write_text
+    from .video import is_video_path
 
     if args.csv:
         _check_output_file(args.csv)
-    paths, skipped = iter_image_paths(args.paths)
-    if not paths:
+    paths, skipped = iter_image_paths(args.paths, videos=True)
+    videos = [p for p in paths if is_video_path(p)]
+    paths = [p for p in paths if not is_video_path(p)]
+    if videos:
+        _check_output_file(str(_video_root(args) / "frames.csv"), "--out")
+    if not paths and not videos:
         for p, reason in skipped[:MAX_LISTED]:
             print(f"  {_shown(p)}: {reason}", file=sys.stderr)
         given = ", ".join(_shown(p) for p in args.paths)
-        raise CliError(f"no images to predict in {given} (image extensions: .jpg .jpeg .png .bmp .gif .tif .webp ...)")
+        raise CliError(f"no images to predict in {given} (image extensions: .jpg .jpeg .png .bmp .gif .tif .webp ...; "
+                       "videos: .mp4 .avi .mov .mkv .webm .m4v .mpg ...)")
     predictor = _load(args.model, tta=args.tta)
     rows = predictor.predict_batch([str(p) for p in paths], faces=args.faces, batch_size=args.batch_size,
                                    progress=not args.no_progress, detector=args.detector, align=not args.no_align)
     classes = predictor.classes
-    if args.csv:
+    videos_done = _predict_videos(args, predictor, videos) if videos else 0
+    if args.csv and (paths or not videos):
         try:
             atomic_write_text(args.csv, _csv_text(rows, classes))
         except OSError as e:
@@ -268,7 +317,7 @@ def cmd_predict(args) -> int:
     blank = [r for r in rows if r.status == STATUS_BLANK]
     unreadable = [r for r in rows if r.status.startswith("unreadable")]
     out = sys.stdout
-    if not args.csv:
+    if not args.csv and paths:
         shown = rows[:50]
         width = min(60, max((len(_shown(r.path)) for r in shown), default=4))
         for r in shown:
@@ -281,9 +330,10 @@ def cmd_predict(args) -> int:
         print(file=out)
 
     files_ok = len({r.path for r in ok})
-    print(f"{predictor.model_name}: {len(paths)} file(s), {len(ok)} face(s) in {files_ok} file(s), "
-          f"{len(no_face)} without a face, " + (f"{len(blank)} blank, " if blank else "")
-          + f"{len(unreadable)} unreadable", file=out)
+    if paths or not videos:
+        print(f"{predictor.model_name}: {len(paths)} file(s), {len(ok)} face(s) in {files_ok} file(s), "
+              f"{len(no_face)} without a face, " + (f"{len(blank)} blank, " if blank else "")
+              + f"{len(unreadable)} unreadable", file=out)
     if ok:
         counts = collections.Counter(r.emotion for r in ok)
         print("emotions: " + ", ".join(f"{c} {counts[c]}" for c in classes if counts[c]), file=out)
@@ -291,11 +341,63 @@ def cmd_predict(args) -> int:
         print(f"mean confidence: {mean_conf:.3f}", file=out)
     _print_list("unreadable", [(_shown(r.path), r.status.split(": ", 1)[-1]) for r in unreadable], out)
     _print_list("skipped", [(_shown(p), reason) for p, reason in skipped], out)
-    if args.csv:
+    if args.csv and (paths or not videos):
         print(f"wrote {_shown(args.csv)} ({len(rows)} rows)", file=out)
-    if not ok and not no_face and not blank:
+    elif args.csv:
+        print(f"--csv {_shown(args.csv)}: not written, no photos among the inputs (each video's rows are in its "
+              "frames.csv)", file=out)
+    if not ok and not no_face and not blank and not videos_done:
         raise CliError("nothing could be processed: every file was unreadable")
     return 0
+
+
+def _video_root(args) -> Path:
+    """--out, else emolib_video/ next to --csv, else ./emolib_video/."""
+    if args.out:
+        return Path(args.out)
+    return (Path(args.csv).parent if args.csv else Path(".")) / "emolib_video"
+
+
+def _predict_videos(args, predictor, videos: list[Path]) -> int:
+    """Each video into <root>/<clip name>/ (emolib.video.predict_video); prints one summary per clip and
+    returns how many could be processed. A bad video gets its status and the batch goes on."""
+    from .predict import STATUS_UNREADABLE
+    from .video import predict_video
+
+    root, used, failed, done = _video_root(args), set(), [], 0
+    out = sys.stdout
+    for path in videos:
+        name = path.stem or "clip"
+        n = 1
+        while name.lower() in used:  # two clips with one name (a/clip.mp4, b/clip.mp4)
+            n += 1
+            name = f"{path.stem}-{n}"
+        used.add(name.lower())
+        folder = root / name
+        try:
+            r = predict_video(predictor, path, every=args.every, fps=args.fps, detector=getattr(args, "detector", None),
+                              smoothing_s=args.smoothing, detect_interval_s=args.detect_interval, out_dir=folder,
+                              annotate=args.annotate, keep_rows=False, progress=not args.no_progress)
+        except OSError as e:
+            failed.append((_shown(path), f"cannot write its outputs in {_shown(folder)} ({e.strerror or e})"))
+            continue
+        if r.status.startswith(STATUS_UNREADABLE):
+            failed.append((_shown(path), r.status.split(": ", 1)[-1]))
+            continue
+        done += 1
+        print(f"{_shown(path)}: {r.status}, {r.frames_sampled} of {r.frames_read} frames used, "
+              f"{len(r.tracks)} track(s), {r.frames_read / max(r.elapsed_s, 1e-9):.0f} frames/s", file=out)
+        for t in sorted(r.tracks, key=lambda t: -t["seconds_classified"])[:5]:
+            share = t["emotion_share"][t["dominant_emotion"]]
+            print(f"  track {t['track']}: {t['dominant_emotion']} {share:.0%} of {t['seconds_classified']:.1f} s "
+                  f"({t['first_s']:.1f}-{t['last_s']:.1f} s)", file=out)
+        if len(r.tracks) > 5:
+            print(f"  ... and {len(r.tracks) - 5} shorter track(s)", file=out)
+        if r.note:
+            print(f"  note: {r.note}", file=out)
+        print(f"  wrote {_shown(folder)}/ ({', '.join(sorted(Path(p).name for p in r.written.values()))})", file=out)
+    _print_list("videos not processed", failed, out)
+    return done
 
 
 # -- evaluate ------------------------------------------------------------------------------

@@ -118,8 +118,16 @@ def _dedup_key(p: Path) -> Path:
         return Path(os.path.abspath(p))
 
 
-def iter_image_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Expand files and folders (recursively) into image paths.
+def _is_video_path(path: Path) -> bool:
+    from .video import is_video_path  # lazily: emolib.video imports this module
+
+    return is_video_path(path)
+
+
+def iter_image_paths(paths: Iterable[str | os.PathLike], *, videos: bool = False
+                     ) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files and folders (recursively) into image paths (and video paths with `videos`,
+    by extension: `emolib.video.VIDEO_EXTENSIONS`).
 
     Returns (images, skipped): images sorted per argument (folders walked in sorted
     order, so the result is deterministic) without duplicates; skipped holds
@@ -165,7 +173,7 @@ def iter_image_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], li
                     f = Path(root) / name
                     if name.startswith("."):
                         skipped.append((f, "hidden file"))
-                    elif not is_image_path(f):
+                    elif not (is_image_path(f) or (videos and _is_video_path(f))):
                         skipped.append((f, "not an image file (extension)"))
                     else:
                         add(f)
