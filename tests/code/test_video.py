@@ -246,7 +246,7 @@ def test_detection_runs_on_a_downscaled_copy(predictor, one_face_clip, monkeypat
     r = video.predict_video(predictor, one_face_clip, detect_max_side=160, detect_interval_s=0)
     assert shapes and all(max(s) <= 160 for s in shapes) and len(shapes) == 30  # interval 0: every frame
     ok = [row for row in r.rows if row["status"] == "ok"]
-    assert ok and all(row["w"] > 40 for row in ok)  # boxes are in the full frame's pixels
+    assert ok and all(row["w"] > 32 for row in ok)  # full-frame pixels (a downscaled box would be ~23)
 
 
 # -- bad input and outputs -------------------------------------------------------------------
