@@ -214,7 +214,9 @@ PROFILES: dict[str, Profile] = {
         name="smoke", cnn_image_size=48, backbone_image_size=32, batch_size=32,
         epoch_scale=0.0, min_epochs=1, max_train_per_class=64, max_test_per_class=40, max_val_per_class=32,
         early_stopping_patience=2, synthetic_train_per_class=60, synthetic_test_per_class=20, scratch_epochs=1,
-        description="seconds per model: 1 epoch per stage, 64 train images per class, backbones at 32x32",
+        pretrain_epochs=1, pretrain_max_train_per_class=32,
+        description="seconds per model: 1 epoch per stage, 64 train images per class, backbones at 32x32; "
+                    "pretraining on the other classes: 1 epoch, 32 images per class",
     ),
     "quick": Profile(
         name="quick", cnn_image_size=48, backbone_image_size=48, batch_size=64,
@@ -222,7 +224,8 @@ PROFILES: dict[str, Profile] = {
         early_stopping_patience=4, synthetic_train_per_class=300, synthetic_test_per_class=80, scratch_epochs=12,
         description="a laptop CPU: batch 64; CNN 40 epochs with a cosine decay, backbones' epochs x0.4 "
                     "(from scratch: 5-10); "
-                    "ResNet50 and VGG16 at 32x32 on a subsample of train",
+                    "ResNet50 and VGG16 at 32x32 on a subsample of train; "
+                    "backbones pretrained on the other classes first (QUICK_PRETRAIN_BUDGET)",
         model_overrides={
             "resnet50": {"backbone_image_size": 32, "max_train_per_class": 1500, "scratch_epochs": 6,
                          **QUICK_PRETRAIN_BUDGET["resnet50"]},

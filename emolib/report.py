@@ -105,11 +105,11 @@ def note(text: str) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """Seconds for a reader: '45.2 s', '18 min 10 s', '1 h 02 min'."""
+    """Seconds for a reader: '3.7 s', '45 s', '18 min 10 s', '1 h 02 min'."""
     seconds = float(seconds)
     if seconds < 60:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    total = int(round(seconds))
+    total = round(seconds)
     if total < 3600:
         return f"{total // 60} min {total % 60} s"
     return f"{total // 3600} h {total % 3600 // 60:02d} min"
@@ -119,7 +119,7 @@ def _is_duration(column: str) -> bool:
     c = str(column).lower()
     if "per_s" in c or "/s" in c:  # a rate (images per second), not a duration
         return False
-    return c.endswith("_s") or c.endswith("(s)") or "wall" in c or c in ("time", "seconds")
+    return c.endswith(("_s", "(s)")) or "wall" in c or c in ("time", "seconds")
 
 
 _COUNT_WORDS = ("epoch", "param", "support", "count", "images", "errors", "n_", "size")
@@ -134,10 +134,11 @@ def format_value(v: Any, column: str = "", digits: int = 3) -> str:
     """One number (or anything) as a table shows it; the one formatting rule of every report table.
 
     Durations (a column named '..._s', '... (s)', 'wall...'): '18 min 10 s'. Whole numbers (and
-    whole floats in count columns: epochs, parameters, ...): thousands separators ('15,147,075'). Other floats: `digits` decimals below 100, one decimal
+    whole floats in count columns: epochs, parameters, ...): thousands separators ('15,147,075').
+    Other floats: `digits` decimals below 100, one decimal
     from 100, none with separators from 1,000 ('1,090'). Missing values: ''. Text: as it is.
     """
-    if v is None or isinstance(v, bool) or isinstance(v, str):
+    if v is None or isinstance(v, (bool, str)):
         return "" if v is None else str(v)
     if isinstance(v, (np.integer, np.floating)):
         v = v.item()

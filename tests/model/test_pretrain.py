@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from emolib import config, data, models, pretrain  # noqa: E402
+from emolib import config, data, models, pretrain
 
 TASK = "angry,sad,surprise"
 OTHERS = ("disgust", "fear", "happy", "neutral")
@@ -60,15 +60,15 @@ def test_second_call_reuses_the_cache(cache, synthetic_dir):
 def test_cache_key_changes_with_classes_and_data(cache, synthetic_dir, tmp_path):
     pre = cache["first"]
     # Other task classes: other pretraining classes, another key (the cached entry is not used for it).
-    frame, classes, fp, _ = pretrain.pretrain_index(_cfg(synthetic_dir, "angry,sad"), MODEL, synthetic_dir)
+    _, classes, fp, _ = pretrain.pretrain_index(_cfg(synthetic_dir, "angry,sad"), MODEL, synthetic_dir)
     assert "surprise" in classes
     key = pretrain.cache_key(_cfg(synthetic_dir, "angry,sad"), MODEL, classes, fp)
     assert pretrain.key_id(key) != pre.key_id
     assert pretrain._read_entry(cache["dir"] / pre.key_id, key) is None
     # The same classes on changed data (one pretraining face replaced): another fingerprint, another key.
     copy = shutil.copytree(synthetic_dir, tmp_path / "faces")
-    victim = sorted((copy / "train" / "happy").iterdir())[0]
-    donor = sorted((copy / "train" / "fear").iterdir())[0]
+    victim = min((copy / "train" / "happy").iterdir())
+    donor = min((copy / "train" / "fear").iterdir())
     shutil.copyfile(donor, victim)
     _, classes2, fp2, _ = pretrain.pretrain_index(_cfg(copy), MODEL, copy)
     assert classes2 == OTHERS and fp2 != pre.key["data_fingerprint"]
@@ -107,8 +107,8 @@ def test_auto_prefers_imagenet_then_disjoint(cache, synthetic_dir, monkeypatch):
 def test_all_classes_leave_nothing_to_pretrain_on(synthetic_dir, tmp_path):
     cfg = _cfg(synthetic_dir, classes="all")
     with pytest.warns(models.WeightsFallbackWarning, match="no other classes to pretrain on"):
-        model, info = pretrain.build_model_for_task(cfg, MODEL, synthetic_dir, input_shape=(32, 32, 1), n_classes=7,
-                                                    cache_dir=tmp_path)
+        _, info = pretrain.build_model_for_task(cfg, MODEL, synthetic_dir, input_shape=(32, 32, 1), n_classes=7,
+                                                cache_dir=tmp_path)
     assert info["weights_used"] == "none" and info["weights_source"]["kind"] == "none"
     assert "RANDOM INIT" in info["weights_notes"][0]
     assert not any(tmp_path.iterdir())  # nothing was pretrained
@@ -196,3 +196,14 @@ def test_stage_flags_do_not_depend_on_the_previous_stage():
     again = [models.apply_stage(model, s) for s in (head, top)]
     assert first == again and first[0][0] < first[1][0]
     assert models.apply_stage(model, head) == first[0]
+
+
+def test_pretraining_budgets_per_profile():
+    smoke, quick, full = (config.get_profile(n) for n in ("smoke", "quick", "full"))
+    assert smoke.pretrain_epochs == 1 and smoke.pretrain_max_train_per_class == 32
+    for name, budget in config.QUICK_PRETRAIN_BUDGET.items():
+        p = quick.for_model(name)
+        assert (p.pretrain_epochs, p.pretrain_max_train_per_class) == (budget["pretrain_epochs"],
+                                                                       budget["pretrain_max_train_per_class"])
+        assert full.for_model(name).pretrain_epochs > p.pretrain_epochs
+        assert p.pretrain_stages()[0].trainable == "scratch"
