@@ -38,6 +38,7 @@ __all__ = [
     "BACKBONES", "BackbonePreprocess", "WeightsUnavailableError", "WeightsFileNotFoundError",
     "WeightsFallbackWarning", "build_model", "build_model_with_info", "apply_stage",
     "count_params", "head_layers", "backbone_of", "preprocessing_description", "task_output_model",
+    "imagenet_unavailable",
 ]
 
 # ImageNet channel means in BGR order, as keras.applications 'caffe' mode uses them.
@@ -208,6 +209,18 @@ def _imagenet_backbone(name: str, shape3) -> keras.Model:
             "there before downloading), or pass weights='<path to a local .h5/.weights.h5 file>', "
             "or weights='none' / 'auto' to train from random init."
         ) from e
+
+
+def imagenet_unavailable(name: str, image_size: int) -> str | None:
+    """None when the ImageNet weights of backbone `name` can be had (Keras cache or network), else why not.
+
+    emolib.pretrain asks this for WEIGHTS=auto before falling back to other weights.
+    """
+    try:
+        _imagenet_backbone(_check_name(name), (int(image_size), int(image_size), 3))
+    except WeightsUnavailableError as e:
+        return str(e)
+    return None
 
 
 def _load_local_weights(name: str, backbone: keras.Model, path: Path) -> None:

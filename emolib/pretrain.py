@@ -258,14 +258,10 @@ def ensure_pretrained(cfg: RunConfig, model_name: str, data_dir, *, cache_dir=DE
 
 # ------------------------------------------------------------------------------ the WEIGHTS decision
 def _imagenet_error(model_name: str, image_size: int) -> str | None:
-    """None when the ImageNet weights can be had (cache or network), else why not."""
+    """None when the ImageNet weights can be had (cache or network), else why not (a seam for tests)."""
     from . import models
 
-    try:
-        models._imagenet_backbone(model_name, (image_size, image_size, 3))
-    except models.WeightsUnavailableError as e:
-        return str(e)
-    return None
+    return models.imagenet_unavailable(model_name, image_size)
 
 
 def _fallback(choice: WeightsChoice, text: str) -> None:
