@@ -28,15 +28,21 @@ export PYTHONHASHSEED := $(SEED)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 MODEL_CARDS := $(foreach m,$(MODELS),$(REPORTS)/models/$(m)/model.json)
+# Backbones get a pretraining step before training (emolib/pretrain.py): with WEIGHTS=auto offline
+# or WEIGHTS=disjoint it pretrains them on the data's classes outside the task (cached in
+# data/interim/pretrained/); otherwise it only records that there is nothing to pretrain.
+PRETRAIN_MODELS := $(filter vgg16 resnet50 mobilenetv2,$(MODELS))
+PRETRAINED  := $(foreach m,$(PRETRAIN_MODELS),$(REPORTS)/pretrained/$(m).json)
 METRICS     := $(foreach m,$(MODELS),$(REPORTS)/models/$(m)/metrics.json)
 
-.PHONY: all setup test fuzz data eda train evaluate compare report playground lab bench clean help FORCE
+.PHONY: all setup test fuzz data eda pretrain train evaluate compare report playground lab bench clean help FORCE
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make all    run the whole pipeline (EDA, ...) into reports/ [PROFILE=$(PROFILE) CLASSES=$(CLASSES) DATA_DIR=$(DATA_DIR) SEED=$(SEED)]"
 	@echo "make test   run the test suite"
 	@echo "make fuzz   property-based fuzzing of image reading, prediction, the CLI and the loaders (long)"
+	@echo "make pretrain  pretrain the backbones on the classes outside the task (WEIGHTS=auto offline, or disjoint)"
 	@echo "make data   download FER2013 from Kaggle (needs credentials), else print the manual steps"
 	@echo "make report render reports/report.html (self-contained, with a prediction playground)"
 	@echo "make playground  serve the live playground (Voila) on http://127.0.0.1:8866"
@@ -66,7 +72,7 @@ $(STAMP): pyproject.toml
 # (EMOLIB_RUNLOCK set) that holds it, so a second `make all` on the same folder stops
 # at once with a message instead of corrupting the first. Interrupted runs' temporary
 # files are removed when the lock is taken; a killed run leaves no stale lock.
-LOCKED_GOALS := all eda train evaluate compare report bench clean
+LOCKED_GOALS := all eda pretrain train evaluate compare report bench clean
 
 ifeq ($(EMOLIB_RUNLOCK),)
 $(LOCKED_GOALS): _locked
@@ -76,7 +82,7 @@ _locked: | $(STAMP)
 	    -- $(MAKE) --no-print-directory $(filter $(LOCKED_GOALS),$(MAKECMDGOALS))
 .PHONY: _locked
 else
-all: eda train evaluate compare report
+all: eda pretrain train evaluate compare report
 
 # Rewritten only when a parameter or the data folder changes, so make's timestamps
 # decide what is out of date.
@@ -91,6 +97,19 @@ $(NBOUT)/00_eda.ipynb: notebooks/00_eda.ipynb $(PARAMS) | $(STAMP)
 	$(PAPERMILL) $< $(NBOUT)/.tmp-00_eda.ipynb && mv $(NBOUT)/.tmp-00_eda.ipynb $@
 
 $(REPORTS)/data_checks.json: $(NBOUT)/00_eda.ipynb
+
+# The pretraining step, one file per backbone: the record of what its weights start from. Always
+# rewritten when it runs (after a parameter change), so the training below follows it; the
+# pretrained weights themselves are cached by data, classes, backbone, size and recipe.
+pretrain: $(PRETRAINED)
+
+$(REPORTS)/pretrained/%.json: $(PARAMS) | $(NBOUT)/00_eda.ipynb
+	@mkdir -p $(REPORTS)/pretrained
+	$(PY) -m emolib.pretrain --model $* --profile $(PROFILE) --classes $(CLASSES) --data-dir $(DATA_DIR) \
+	    --seed $(SEED) --weights $(WEIGHTS) --out $@
+
+# A backbone's training waits for (and follows) its pretraining record.
+$(foreach m,$(PRETRAIN_MODELS),$(eval $(REPORTS)/models/$(m)/model.json: $(REPORTS)/pretrained/$(m).json))
 
 # One training notebook, run per model. model.json (the model card) is written last,
 # so it marks a finished model; an interrupted run resumes from its checkpoint.

@@ -392,6 +392,16 @@ class PreparedData:
     problems: list[dict]
     fingerprint: str
     synthetic: bool
+    # Auxiliary classes (Profile.aux_classes): training faces of the data's other classes, labelled
+    # len(classes).. after the task's; validation and test hold the task's classes only.
+    aux_classes: tuple[str, ...] = ()
+    aux_fingerprint: str = ""  # which auxiliary bytes and labels were added ('' without them)
+    aux_excluded: int = 0  # auxiliary faces dropped because their bytes are also a task test image
+
+    @property
+    def train_classes(self) -> tuple[str, ...]:
+        """The classes the network is trained on: the task's, then the auxiliary ones."""
+        return tuple(self.classes) + tuple(self.aux_classes)
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         mask = (self.frame["split"] == name).to_numpy()
@@ -401,11 +411,36 @@ class PreparedData:
         return self.frame.loc[self.frame["split"] == name, "path"].tolist()
 
     def class_weights(self) -> dict[int, float]:
-        return class_weights(self.frame.loc[self.frame["split"] == "train", "label"], self.classes)
+        return class_weights(self.frame.loc[self.frame["split"] == "train", "label"], self.train_classes)
 
 
-def prepare(cfg, *, size: int | None = None, progress: bool = True, data_dir: str | Path | None = None) -> PreparedData:
-    """Resolve, index, split (train/val/test), subsample per profile and load pixels for a RunConfig."""
+def other_classes(data_dir: str | Path, classes) -> tuple[str, ...]:
+    """The data's classes outside `classes` (FER2013 order): auxiliary or pretraining classes."""
+    return tuple(c for c in available_classes(data_dir) if c not in tuple(classes))
+
+
+def train_faces_of(data_dir: str | Path, classes, *, exclude_hashes: set[str] = frozenset(),
+                   seed: int = 42) -> tuple[pd.DataFrame, int]:
+    """The training-split index of `classes` with an md5 column; faces whose bytes are in `exclude_hashes`
+    (a task's test images: FER2013 has byte-identical copies under other labels) are dropped.
+
+    Returns (frame, number dropped). Test images of these classes are never used.
+    """
+    frame, _ = discover(data_dir, tuple(classes), seed=seed)
+    frame = frame[frame["split"] == "train"].reset_index(drop=True)
+    frame["md5"] = content_hashes(frame)
+    dropped = frame["md5"].isin(set(exclude_hashes))
+    return frame.loc[~dropped].reset_index(drop=True), int(dropped.sum())
+
+
+def prepare(cfg, *, size: int | None = None, progress: bool = True, data_dir: str | Path | None = None,
+            aux_classes: bool | None = None) -> PreparedData:
+    """Resolve, index, split (train/val/test), subsample per profile and load pixels for a RunConfig.
+
+    aux_classes (default: the profile's `aux_classes`): add the training faces of every other class
+    of the data as auxiliary training classes. The task's splits, validation and test are exactly
+    those of a run without them (and so is `fingerprint`); see PreparedData.aux_classes.
+    """
     data_dir = resolve_data_dir(data_dir or cfg.data_dir, profile=cfg.profile, seed=cfg.seed)
     frame, report = discover(data_dir, cfg.classes, seed=cfg.seed)
     frame = frame[frame["split"].isin(["train", "val", "test"])].reset_index(drop=True)
@@ -414,16 +449,31 @@ def prepare(cfg, *, size: int | None = None, progress: bool = True, data_dir: st
     if cfg.drop_cross_split_duplicates:
         exclude = set(hashes[frame["split"] == "test"])
     frame["md5"] = hashes
+    test_hashes = set(hashes[frame["split"] == "test"])  # before any subsampling: every task test image
     frame = split_validation(frame, cfg.val_fraction, cfg.seed, exclude_hashes=exclude, hashes=frame["md5"])
     fp = fingerprint(frame, frame["md5"])
     frame = subsample(frame, "train", cfg.profile.max_train_per_class, cfg.seed)
     frame = subsample(frame, "val", cfg.profile.max_val_per_class, cfg.seed)
     frame = subsample(frame, "test", cfg.profile.max_test_per_class, cfg.seed).reset_index(drop=True)
+    aux, aux_fp, aux_excluded = (), "", 0
+    if cfg.profile.aux_classes if aux_classes is None else aux_classes:
+        aux = other_classes(data_dir, cfg.classes)
+        if not aux:
+            import warnings
+
+            warnings.warn(f"aux_classes: every class of {data_dir} is in the task ({', '.join(cfg.classes)}); "
+                          "there is no auxiliary class to add, training on the task's classes only", stacklevel=2)
+        else:
+            extra, aux_excluded = train_faces_of(data_dir, aux, exclude_hashes=test_hashes, seed=cfg.seed)
+            aux_fp = fingerprint(extra, extra["md5"])
+            extra = subsample(extra, "train", cfg.profile.max_train_per_class, cfg.seed)
+            frame = pd.concat([frame, extra], ignore_index=True)
     pixels, ok, problems = load_images(frame, size or cfg.profile.cnn_image_size, progress=progress)
     frame, pixels = frame[ok].reset_index(drop=True), pixels[ok]
-    frame["y"] = frame["label"].map({c: i for i, c in enumerate(cfg.classes)}).astype(np.int32)
+    frame["y"] = frame["label"].map({c: i for i, c in enumerate(tuple(cfg.classes) + aux)}).astype(np.int32)
     return PreparedData(frame=frame, pixels=pixels, classes=tuple(cfg.classes), report=report, problems=problems,
-                        fingerprint=fp, synthetic=report.synthetic)
+                        fingerprint=fp, synthetic=report.synthetic, aux_classes=aux, aux_fingerprint=aux_fp,
+                        aux_excluded=aux_excluded)
 
 
 def original_sizes(frame: pd.DataFrame, max_items: int = 5000, seed: int = 0) -> pd.DataFrame:

@@ -8,8 +8,16 @@ from .runinfo import atomic_write_json, library_versions, machine_info, now_iso
 
 
 def build_card(*, model_name: str, cfg, classes, input_shape, info: dict, result, stages, val_metrics: dict,
-               data_fingerprint: str, synthetic: bool, params: dict, device: str) -> dict:
-    """Collect everything the comparison and the report need to know about one trained model."""
+               data_fingerprint: str, synthetic: bool, params: dict, device: str, aux_classes=(),
+               aux_fingerprint: str = "") -> dict:
+    """Collect everything the comparison and the report need to know about one trained model.
+
+    `weights_used` names the source the backbone really started from ('imagenet', 'none', a file, or
+    'fer2013-disjoint:<classes> (cache key ...)'); `weights_source` has the details and `weights_notes`
+    every fallback taken on the way (e.g. no network, or CLASSES=all leaving nothing to pretrain on).
+    `aux_classes`: the auxiliary classes trained on besides `classes` (the saved model outputs
+    `classes` only).
+    """
     planned = {s.name: s for s in stages}
     per_stage = []
     for row in result.epochs_per_stage:
@@ -24,6 +32,10 @@ def build_card(*, model_name: str, cfg, classes, input_shape, info: dict, result
         "preprocessing": info.get("preprocessing"),
         "weights_requested": info.get("weights_requested"),
         "weights_used": info.get("weights_used"),
+        "weights_source": info.get("weights_source"),
+        "weights_notes": list(info.get("weights_notes") or []),
+        "aux_classes": list(aux_classes),
+        "aux_fingerprint": aux_fingerprint or None,
         "params": params,
         "stages": [{"name": s.name, "trainable": s.trainable, "epochs": s.epochs, "learning_rate": s.learning_rate,
                     "lr_schedule": s.lr_schedule} for s in stages],
@@ -45,12 +57,19 @@ def build_card(*, model_name: str, cfg, classes, input_shape, info: dict, result
 
 
 def run_key(*, model_name: str, cfg, image_size: int, data_fingerprint: str, weights_used: str,
-            stages=()) -> dict:
-    """What a checkpoint in reports/models/<model>/ was trained for; a change means start over."""
-    return {"model_name": model_name, "profile": cfg.profile.name, "classes": list(cfg.classes), "seed": cfg.seed,
-            "image_size": image_size, "data_fingerprint": data_fingerprint, "weights_used": weights_used,
-            "max_train_per_class": cfg.profile.max_train_per_class,
-            "stages": [[s.name, s.trainable, s.epochs, s.learning_rate, s.lr_schedule] for s in stages]}
+            stages=(), aux_classes=(), aux_fingerprint: str = "") -> dict:
+    """What a checkpoint in reports/models/<model>/ was trained for; a change means start over.
+
+    weights_used of a pretrained backbone carries its cache key, so new pretrained weights restart
+    the fine-tuning too. The auxiliary classes enter only when used (older keys stay valid).
+    """
+    key = {"model_name": model_name, "profile": cfg.profile.name, "classes": list(cfg.classes), "seed": cfg.seed,
+           "image_size": image_size, "data_fingerprint": data_fingerprint, "weights_used": weights_used,
+           "max_train_per_class": cfg.profile.max_train_per_class,
+           "stages": [[s.name, s.trainable, s.epochs, s.learning_rate, s.lr_schedule] for s in stages]}
+    if aux_classes:
+        key.update(aux_classes=list(aux_classes), aux_fingerprint=aux_fingerprint)
+    return key
 
 
 def prepare_out_dir(out_dir: str | Path, key: dict) -> bool:

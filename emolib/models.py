@@ -16,7 +16,10 @@ Conventions (other modules rely on them):
 * The output layer is always float32 (safe under a 'mixed_float16' policy).
 
 Public API: `build_model`, `build_model_with_info`, `apply_stage`, `count_params`,
-`BackbonePreprocess`, `WeightsUnavailableError`, `WeightsFileNotFoundError`.
+`task_output_model`, `BackbonePreprocess`, `WeightsUnavailableError`, `WeightsFileNotFoundError`.
+Which weights a backbone starts from ('auto', 'disjoint': pretrained offline on the
+classes outside the task) is decided in `emolib.pretrain`; this module builds from
+'imagenet', 'none' or a weights file.
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ from .config import MODEL_NAMES, Stage
 __all__ = [
     "BACKBONES", "BackbonePreprocess", "WeightsUnavailableError", "WeightsFileNotFoundError",
     "WeightsFallbackWarning", "build_model", "build_model_with_info", "apply_stage",
-    "count_params", "head_layers", "backbone_of", "preprocessing_description",
+    "count_params", "head_layers", "backbone_of", "preprocessing_description", "task_output_model",
+    "imagenet_unavailable",
 ]
 
 # ImageNet channel means in BGR order, as keras.applications 'caffe' mode uses them.
@@ -207,6 +211,18 @@ def _imagenet_backbone(name: str, shape3) -> keras.Model:
         ) from e
 
 
+def imagenet_unavailable(name: str, image_size: int) -> str | None:
+    """None when the ImageNet weights of backbone `name` can be had (Keras cache or network), else why not.
+
+    emolib.pretrain asks this for WEIGHTS=auto before falling back to other weights.
+    """
+    try:
+        _imagenet_backbone(_check_name(name), (int(image_size), int(image_size), 3))
+    except WeightsUnavailableError as e:
+        return str(e)
+    return None
+
+
 def _load_local_weights(name: str, backbone: keras.Model, path: Path) -> None:
     p = str(path)
     if p.endswith(".weights.h5") or p.endswith(".weights.json"):
@@ -246,7 +262,7 @@ def _load_local_weights(name: str, backbone: keras.Model, path: Path) -> None:
 
 
 def build_model_with_info(name: str, input_shape=(48, 48, 1), n_classes: int = 3, weights: str = "none",
-                          l2: float = 1e-3) -> tuple[keras.Model, dict]:
+                          l2: float = 1e-3, weights_label: str | None = None) -> tuple[keras.Model, dict]:
     """Build model `name` (uncompiled) and say which weights it got.
 
     weights: 'imagenet' (download via Keras; `WeightsUnavailableError` when it cannot),
@@ -257,6 +273,9 @@ def build_model_with_info(name: str, input_shape=(48, 48, 1), n_classes: int = 3
     Returns (model, info) with info keys weights_requested, weights_used ('imagenet',
     'none' or the resolved file path), backbone (keras.applications name or None),
     preprocessing (a description of the in-graph preprocessing), input_shape, n_classes.
+    weights_label: when a weights file is loaded, what to call it in weights_used instead
+    of its path (e.g. 'fer2013-disjoint:disgust,fear,... (cache key ...)'); the path is
+    then kept in info['weights_file'].
     """
     name = _check_name(name)
     shape = _check_shape(name, input_shape)
@@ -290,11 +309,14 @@ def build_model_with_info(name: str, input_shape=(48, 48, 1), n_classes: int = 3
         if not path.is_file():
             raise WeightsFileNotFoundError(
                 f"{name}: weights file {requested!r} not found (weights must be 'imagenet', 'none', "
-                "'auto' or the path of an existing .h5/.weights.h5 file)"
+                "'auto' or the path of an existing .h5/.weights.h5 file; 'disjoint' is resolved into a "
+                "pretrained backbone's file by emolib.pretrain.build_model_for_task)"
             )
         backbone = _application(name, shape3, None)
         _load_local_weights(name, backbone, path)
         info["weights_used"] = str(path.resolve())
+        if weights_label:
+            info["weights_used"], info["weights_file"] = str(weights_label), str(path.resolve())
     if backbone is None:
         backbone = _application(name, shape3, None)
         # keras.applications' BatchNorm momentum (0.99, MobileNetV2 0.999) suits ImageNet-length
@@ -327,6 +349,30 @@ def build_model(name: str, input_shape=(48, 48, 1), n_classes: int = 3, weights:
                 l2: float = 1e-3) -> keras.Model:
     """Build model `name` (uncompiled); see `build_model_with_info` for the arguments."""
     return build_model_with_info(name, input_shape, n_classes, weights, l2)[0]
+
+
+def task_output_model(model: keras.Model, n_task: int) -> keras.Model:
+    """The same network answering only its first `n_task` classes, renormalised.
+
+    A model trained with auxiliary classes (the task's classes first, then the others) has
+    a softmax over all of them. The returned model shares every layer up to the output and
+    replaces the 'predictions' Dense by one with the first `n_task` units of its kernel and
+    bias: softmax over the task's logits only, i.e. p_i / sum of the task's p_j, so its
+    probabilities sum to 1 and predict, evaluate and export see an ordinary
+    `n_task`-class model. The model itself is returned when it has `n_task` outputs already.
+    """
+    n_task = int(n_task)
+    full = model.get_layer("predictions")
+    n_all = int(full.units)
+    if n_task == n_all:
+        return model
+    if not 2 <= n_task < n_all:
+        raise ValueError(f"task_output_model: need 2 <= n_task < {n_all} outputs, got {n_task}")
+    kernel, bias = full.get_weights()
+    out_layer = layers.Dense(n_task, activation="softmax", dtype="float32", name="predictions")
+    out = out_layer(full.input)
+    out_layer.set_weights([kernel[:, :n_task], bias[:n_task]])
+    return keras.Model(model.inputs, out, name=model.name)
 
 
 # --------------------------------------------------------------------------- stages
@@ -407,10 +453,12 @@ def apply_stage(model: keras.Model, stage: Stage | str) -> tuple[int, int]:
                 raise ValueError(f"trainable {spec!r}: no backbone layer name starts with {missing}")
         else:
             raise ValueError(f"unknown trainable spec {spec!r}; use 'all', 'head', 'top:N' or 'blocks:a,b'")
-        if not selected:
-            backbone.trainable = False
-        else:
-            for i, lyr in enumerate(blayers):
-                lyr.trainable = i in selected and not isinstance(lyr, layers.BatchNormalization)
+        # Every backbone layer gets its flag explicitly, whatever the previous stage left: in Keras 3
+        # `backbone.trainable = False` alone did not undo a previous 'top:N' (the notebook's stage plan
+        # applies every stage before training, so the 'head' stage then trained the top layers too).
+        # (The backbone's own flag first: setting it is recursive and would overwrite the layers'.)
+        backbone.trainable = bool(selected)
+        for i, lyr in enumerate(blayers):
+            lyr.trainable = i in selected and not isinstance(lyr, layers.BatchNormalization)
     counts = count_params(model)
     return counts["trainable"], counts["total"]

@@ -26,15 +26,18 @@ import pandas as pd
 
 from .modelfolder import CARD_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, find_model_dirs
 
-# Figures of the pipeline, grouped for the report (by file-name prefix; anything else
-# under reports/figures lands in "Other figures").
+# Figures of the pipeline, grouped for the report by the words of their file names (anything
+# else under reports/figures lands in "Other figures"). The first group that matches wins, so
+# the most specific come first: the error analysis writes error_<model>_gradcam_errors.png and
+# error_<model>_reliability.png, which belong to the Grad-CAM and calibration sections, not
+# to "errors" (the Grad-CAM gallery once said "no Grad-CAM figures yet" beside them).
 FIGURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "gradcam": ("gradcam", "grad_cam", "cam_"),
+    "calibration": ("reliability", "calibration", "confidence"),
     "data": ("eda_",),
     "learning": ("history", "learning", "train_"),
     "comparison": ("comparison", "compare", "accuracy_vs", "significance", "per_class", "per_emotion"),
-    "calibration": ("reliability", "calibration", "confidence"),
     "errors": ("confusion", "error", "errors", "misclass", "most_confident"),
-    "gradcam": ("gradcam", "grad_cam", "cam_"),
 }
 EXCLUDED_FIGURES = ("report_screenshot",)
 
@@ -101,21 +104,78 @@ def note(text: str) -> str:
     return f'<p style="color:#666;font-style:italic">&#8505; {_esc(text)}</p>'
 
 
+def format_duration(seconds: float) -> str:
+    """Seconds for a reader: '3.7 s', '45 s', '18 min 10 s', '1 h 02 min'."""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    total = round(seconds)
+    if total < 3600:
+        return f"{total // 60} min {total % 60} s"
+    return f"{total // 3600} h {total % 3600 // 60:02d} min"
+
+
+def _is_duration(column: str) -> bool:
+    c = str(column).lower()
+    if "per_s" in c or "/s" in c:  # a rate (images per second), not a duration
+        return False
+    return c.endswith(("_s", "(s)")) or "wall" in c or c in ("time", "seconds")
+
+
+_COUNT_WORDS = ("epoch", "param", "support", "count", "images", "errors", "n_", "size")
+
+
+def _is_count(column: str) -> bool:
+    c = str(column).lower()
+    return any(w in c for w in _COUNT_WORDS)
+
+
+def format_value(v: Any, column: str = "", digits: int = 3) -> str:
+    """One number (or anything) as a table shows it; the one formatting rule of every report table.
+
+    Durations (a column named '..._s', '... (s)', 'wall...'): '18 min 10 s'. Whole numbers (and
+    whole floats in count columns: epochs, parameters, ...): thousands separators ('15,147,075').
+    Other floats: `digits` decimals below 100, one decimal
+    from 100, none with separators from 1,000 ('1,090'). Missing values: ''. Text: as it is.
+    """
+    if v is None or isinstance(v, (bool, str)):
+        return "" if v is None else str(v)
+    if isinstance(v, (np.integer, np.floating)):
+        v = v.item()
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return "" if math.isnan(v) else str(v)
+    if not isinstance(v, (int, float)):
+        return str(v)
+    if _is_duration(column):
+        return format_duration(v)
+    if isinstance(v, int) or (float(v).is_integer() and (abs(v) >= 1000 or _is_count(column))):
+        return f"{int(v):,}"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.1f}"
+    return f"{v:.{digits}f}"
+
+
 def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        if math.isnan(v):
-            return ""
-        return f"{v:.{digits}f}"
-    return str(v)
+    return format_value(v, digits=digits)
+
+
+def readable(df: pd.DataFrame, float_digits: int = 3) -> pd.DataFrame:
+    """`df` with every number turned into text by `format_value` (column-aware)."""
+    out = df.copy()
+    for col in out.columns:
+        out[col] = [format_value(v, str(col), float_digits) for v in df[col]]
+    return out
 
 
 def table_html(df: pd.DataFrame, *, index: bool = True, float_digits: int = 3) -> str:
+    """A table for the report, numbers formatted for a reader (`format_value`)."""
     if df is None or not len(df):
         return note("(empty table)")
-    return df.to_html(index=index, escape=True, border=0, classes="emolib-table dataframe",
-                      float_format=lambda v: f"{v:.{float_digits}f}", na_rep="")
+    return readable(df, float_digits).to_html(index=index, escape=True, border=0,
+                                              classes="emolib-table dataframe", na_rep="")
 
 
 def png_data_uri(data: bytes) -> str:
@@ -292,8 +352,9 @@ def model_results(ctx: dict):
             "model": name,
             "weights": card.get("weights_used", met.get("weights_used", "")),
             "input": "x".join(map(str, (card.get("input_shape") or [])[:2])),
-            "epochs": card.get("epochs", met.get("epochs")),
-            "training time (s)": card.get("training_time_s", met.get("training_time_s")),
+            "epochs": _first(card.get("epochs"), card.get("epochs_total"), met.get("epochs")),
+            "training time (s)": _first(card.get("training_time_s"), card.get("wall_time_s"),
+                                        met.get("training_time_s")),
             "test accuracy": _with_ci(test.get("accuracy"), acc_ci),
             "test macro-F1": _with_ci(test.get("macro_f1"), f1_ci),
             "ECE": _fmt((met.get("calibration") or {}).get("ece_before", test.get("ece"))),
@@ -307,8 +368,18 @@ def model_results(ctx: dict):
             out.append(note(f"no {HISTORY_FILE} for {name}"))
             continue
         out.append(img_tag(figure_png(_history_figure(name, hist, ctx["synthetic"])), width=760, alt=f"{name} learning curves"))
-    out.append(figures_html(ctx, "learning", width=760))
+    drawn = {f"train_{name}_curves" for name, m in models.items() if m["history"] is not None and len(m["history"])}
+    out.append(figures_html(ctx, "learning", width=760, skip=drawn))  # no second copy of the same curves
+    notes = [(name, m["card"].get("weights_notes")) for name, m in models.items() if m["card"].get("weights_notes")]
+    if notes:
+        out.append("<h4>Weights: fallbacks</h4><ul>" + "".join(
+            f"<li><b>{_esc(n)}</b>: {_esc(' '.join(t))}</li>" for n, t in notes) + "</ul>")
     return _display("".join(out))
+
+
+def _first(*values):
+    """The first value that is not None."""
+    return next((v for v in values if v is not None), None)
 
 
 def _with_ci(point, ci: dict) -> str:
@@ -418,7 +489,8 @@ def latency(ctx: dict):
     """The latency table of `make bench` (reports/bench/latency.json), whatever its exact shape."""
     lat = ctx["latency"]
     if not lat:
-        return _display(note("reports/bench/latency.json not found: run `make bench`."))
+        return _display(note("Latency is not measured by `make all`: run `make bench` (single-image and batch "
+                             "latency per model, exports), then `make report`, and its numbers appear here."))
     models = lat.get("models") if isinstance(lat, dict) else None
     if isinstance(models, dict) and models and all("single_image" in m for m in models.values()):
         from .bench import export_table, latency_table  # the schema `make bench` writes
@@ -465,9 +537,9 @@ def figure_group(name: str) -> str:
     return "other"
 
 
-def figures_html(ctx: dict, group: str, width: int = 600, empty: str | None = None) -> str:
-    """The PNGs of reports/figures in one group, embedded as base64 <img>."""
-    figs = [p for p in ctx["figures"] if figure_group(p.stem) == group]
+def figures_html(ctx: dict, group: str, width: int = 600, empty: str | None = None, skip=()) -> str:
+    """The PNGs of reports/figures in one group (but those named in `skip`), embedded as base64 <img>."""
+    figs = [p for p in ctx["figures"] if figure_group(p.stem) == group and p.stem not in set(skip)]
     if not figs:
         return note(empty) if empty else ""
     parts = []
@@ -478,4 +550,7 @@ def figures_html(ctx: dict, group: str, width: int = 600, empty: str | None = No
 
 
 def other_figures(ctx: dict):
-    return _display(figures_html(ctx, "other", width=520))
+    """Figures no section claimed, under their own heading; nothing at all (not even the heading)
+    when there are none, so the report never shows an empty section."""
+    body = figures_html(ctx, "other", width=520)
+    return _display(f"<h2>Other figures</h2>{body}" if body else "")

@@ -137,13 +137,16 @@ class MacroF1Callback(keras.callbacks.Callback):
     (`emolib.metrics.macro_f1` over the model's output classes).
 
     Must come before the callbacks that read the value (EarlyStopping, ...): Keras
-    hands the same logs dict to every callback in order.
+    hands the same logs dict to every callback in order. `n_classes`: score only the
+    first n outputs (a model trained with auxiliary classes is judged on the task's
+    classes: the prediction is the argmax over them, as the saved task model gives it).
     """
 
-    def __init__(self, val_ds, name: str = "val_macro_f1"):
+    def __init__(self, val_ds, name: str = "val_macro_f1", n_classes: int | None = None):
         super().__init__()
         self.val_ds = val_ds
         self.name = name
+        self.n_classes = n_classes
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -152,6 +155,8 @@ class MacroF1Callback(keras.callbacks.Callback):
         for batch in self.val_ds:
             x, y = batch[0], batch[1]
             p = np.asarray(self.model.predict_on_batch(x))
+            if self.n_classes:
+                p = p[..., :self.n_classes]
             y = np.asarray(y)
             if y.ndim > 1 and y.shape[-1] > 1:  # one-hot labels
                 y = y.argmax(-1)
@@ -160,7 +165,7 @@ class MacroF1Callback(keras.callbacks.Callback):
         if not y_true:
             return
         logs[self.name] = macro_f1(np.concatenate(y_true), np.concatenate(y_pred),
-                                   int(self.model.outputs[0].shape[-1]))
+                                   int(self.n_classes or self.model.outputs[0].shape[-1]))
 
 
 class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -353,7 +358,7 @@ class _Run:
 
 def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weight=None, patience: int = 4,
           monitor: str = "val_macro_f1", seed: int = 42, verbose: int = 1, callbacks=(),
-          strategy=None) -> TrainResult:
+          strategy=None, task_outputs: int | None = None) -> TrainResult:
     """Run `stages` in order on `model`, checkpointing every epoch into out_dir; resumable.
 
     train_ds / val_ds: tf.data.Datasets of (x float32 (B,S,S,1) raw 0..255, y int32 (B,)).
@@ -366,6 +371,10 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
     run after the checkpoint of each epoch is written (they see 'val_macro_f1').
     strategy: a tf.distribute strategy to compile under (the model must have been built
     in its scope), e.g. `distribution_strategy()`.
+    task_outputs: for a model trained with auxiliary classes (the task's classes are its
+    first `task_outputs` outputs, val_ds holds task classes only): validation macro-F1 and
+    early stopping look at the task's outputs only, and model.keras (and the returned
+    model) is `models.task_output_model(model, task_outputs)`. Checkpoints keep the full model.
 
     Returns a TrainResult; see the module docstring for the out_dir layout and resume.
     """
@@ -456,7 +465,7 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
             cks = _Checkpointer(run, i, stage, es, rlr)
             model.fit(train_ds, validation_data=val_ds, epochs=int(stage.epochs), initial_epoch=done_epochs,
                       class_weight=class_weight, verbose=verbose, shuffle=False,
-                      callbacks=[MacroF1Callback(val_ds), es, rlr, cks, *callbacks])
+                      callbacks=[MacroF1Callback(val_ds, n_classes=task_outputs), es, rlr, cks, *callbacks])
 
         rows = [r for r in run.history if r.get("stage_index") == i]
         best_metric = None
@@ -482,6 +491,10 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
             if path.name != last:
                 path.unlink(missing_ok=True)
 
+    if task_outputs:
+        from .models import task_output_model
+
+        model = task_output_model(model, task_outputs)
     _atomic_save_model(model, model_path)
     run.forget_weights("last_weights", "best_weights")
     run.state["status"] = "done"
