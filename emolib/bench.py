@@ -641,6 +641,8 @@ def main(argv: list[str] | None = None) -> int:
                                   pipeline=not args.no_pipeline, intra_op_threads=args.intra_op_threads,
                                   inter_op_threads=args.inter_op_threads, progress=True)
     print(format_report(latency, pipe))
+    from . import bench_startup  # emolib predict with the default model as a whole process -> startup.json
+    print(bench_startup.format_report(bench_startup.run(args.out, args.data_dir)))
     print(f"\nwrote {Path(args.out) / 'latency.json'}" + (f" and {Path(args.out) / 'pipeline.json'}" if pipe else ""))
     return 0
 
