@@ -28,8 +28,10 @@ the same answer. This module imports neither TensorFlow nor Keras at module leve
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +137,24 @@ class KerasBackend:
 
 
 # -- LiteRT ------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Silence file descriptor 2 (C++ log lines bypass sys.stderr); failures still raise Python exceptions."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable fd 2 (e.g. an embedded interpreter): nothing to silence
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class LiteRTBackend:
     """A float32 .tflite with one input (N, S, S, 1) and outputs (N, C) [and (N, 1) p_other].
 
@@ -154,7 +174,8 @@ class LiteRTBackend:
         threads = threads or min(4, os.cpu_count() or 1)
         try:
             self._interp = Interpreter(model_path=str(self.path), num_threads=threads)
-            self._interp.allocate_tensors()
+            with _native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self._interp.allocate_tensors()
         except Exception as e:  # noqa: BLE001 - a damaged file becomes one clear message
             raise BackendError(f"{self.path}: LiteRT cannot load it ({type(e).__name__}: {e})") from e
         inp = self._interp.get_input_details()

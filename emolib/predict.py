@@ -72,7 +72,7 @@ class FaceResult:
     probabilities: dict[str, float] = field(default_factory=dict)
     status: str = STATUS_OK
     path: str | None = None
-    other: float | None = None  # p_other of the model's 'other' head (None without one); emotion 'other' above its threshold
+    other: float | None = None  # p_other of the model's 'other' head (None without one); 'other' above its threshold
 
     @property
     def ok(self) -> bool:

@@ -28,6 +28,7 @@ macro-F1. The test split and the wild-faces photos only measure it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -73,8 +74,9 @@ def check_data_dir(data_dir: str | Path | None) -> Path:
     return root
 
 
-def _prepared(data_dir: Path, classes) -> object:
-    """data.prepare for the recipe's profile and seed (the training notebook's splits)."""
+@functools.lru_cache(maxsize=2)
+def _prepared(data_dir: Path, classes: tuple[str, ...]) -> object:
+    """data.prepare for the recipe's profile and seed (the training notebook's splits); cached."""
     import dataclasses
 
     from . import config, data
@@ -97,7 +99,8 @@ def hidden_features(model, layers, x: np.ndarray, batch_size: int = 512) -> np.n
     return np.concatenate([np.asarray(o, np.float32).reshape(len(x), -1) for o in out], axis=1)
 
 
-def fit_logistic(features: np.ndarray, is_other: np.ndarray, c: float = 0.1, seed: int = 42) -> tuple[np.ndarray, float]:
+def fit_logistic(features: np.ndarray, is_other: np.ndarray, c: float = 0.1, seed: int = 42
+                 ) -> tuple[np.ndarray, float]:
     """Weights and bias of p_other = sigmoid(features . w + b): a class-balanced logistic regression on
     standardised features, the standardisation folded into w and b (one Dense layer at inference)."""
     from sklearn.linear_model import LogisticRegression
@@ -151,8 +154,8 @@ def choose_threshold(y_task: np.ndarray, probs_task: np.ndarray, p_task: np.ndar
 
 def fit_other_head(model, data_dir: Path, *, layers=OTHER_LAYERS, max_cost: float = MAX_VAL_F1_COST) -> dict:
     """The card's 'other' entry for `model` (see the module docstring), with validation and test numbers."""
-    task = _prepared(data_dir, RECIPE["classes"])
-    others = _prepared(data_dir, OTHER_CLASSES)
+    task = _prepared(data_dir, tuple(RECIPE["classes"]))
+    others = _prepared(data_dir, tuple(OTHER_CLASSES))
     feats = {(g, s): hidden_features(model, layers, (task if g == "task" else others).split(s)[0])
              for g in ("task", "others") for s in ("train", "val", "test")}
     x_train = np.concatenate([feats["task", "train"], feats["others", "train"]])
@@ -192,17 +195,27 @@ def fit_other_head(model, data_dir: Path, *, layers=OTHER_LAYERS, max_cost: floa
 
 # -- building a candidate ----------------------------------------------------------------------
 def _metrics_summary(metrics: dict) -> dict:
-    keep = ("n", "accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_f1_ci_low",
-            "macro_f1_ci_high", "accuracy_ci_low", "accuracy_ci_high", "ece", "nll", "per_class")
-    m = metrics.get("test", metrics)
-    return {k: m[k] for k in keep if k in m}
+    """The error analysis's test metrics (metrics.json) that the card repeats."""
+    keep = ("n", "accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "ece", "nll",
+            "per_class", "confusion_matrix")
+    m = metrics.get("test", {})
+    out = {k: m[k] for k in keep if k in m}
+    ci = metrics.get("test_ci") or {}
+    for k in ("accuracy", "macro_f1"):
+        if isinstance(ci.get(k), dict):
+            out[f"{k}_ci_low"], out[f"{k}_ci_high"] = ci[k].get("low"), ci[k].get("high")
+    if isinstance(metrics.get("tta"), dict):
+        out["tta"] = metrics["tta"]
+    out["source"] = "metrics.json of the error analysis (notebooks/20_error_analysis.ipynb), FER2013 PublicTest"
+    return out
 
 
 def check_recipe(card: dict) -> None:
     """The trained card must match RECIPE and come from real data."""
     wrong = {k: card.get(k) for k in ("model_name", "profile", "classes", "seed") if card.get(k) != RECIPE[k]}
     if wrong or card.get("synthetic"):
-        raise ReleaseError(f"the trained model is not the release recipe {RECIPE} (differs in {wrong or 'synthetic data'}); "
+        raise ReleaseError(f"the trained model is not the release recipe {RECIPE} "
+                           f"(differs in {wrong or 'synthetic data'}); "
                            "train it with `make release-model DATA_DIR=...`")
 
 
@@ -229,7 +242,7 @@ def build_candidate(trained_dir: str | Path, data_dir: str | Path, out_dir: str 
     graph = with_other_head(model, head)
     flat, how = export.tflite_bytes(graph, "none")
     (out_dir / TFLITE_FILE).write_bytes(flat)
-    tfl = tflite_agreement(graph, out_dir / TFLITE_FILE, _prepared(data_dir, RECIPE["classes"]).split("test")[0],
+    tfl = tflite_agreement(graph, out_dir / TFLITE_FILE, _prepared(data_dir, tuple(RECIPE["classes"])).split("test")[0],
                            head["threshold"])
     card = {**card,
             "test_metrics": _metrics_summary(json.loads(metrics_path.read_text(encoding="utf-8"))),
@@ -241,9 +254,10 @@ def build_candidate(trained_dir: str | Path, data_dir: str | Path, out_dir: str 
             "other": head,
             "tflite": {"file": TFLITE_FILE, "sha256": sha256_file(out_dir / TFLITE_FILE), "how": how, **tfl},
             "release": {"created": now_iso(), "versions": library_versions(), "built_from": str(trained_dir)}}
-    if wild_dir:
-        card["other"]["wild_faces"] = wild_faces_check(out_dir, wild_dir, card)
     write_card(out_dir, card)
+    if wild_dir:
+        card["other"]["wild_faces"] = wild_faces_check(out_dir, wild_dir)
+        write_card(out_dir, card)
     size = sum((out_dir / f).stat().st_size for f in (MODEL_FILE, TFLITE_FILE, CARD_FILE))
     if size > MAX_BYTES:
         raise ReleaseError(f"{out_dir}: the release is {size / 1e6:.2f} MB, over the {MAX_BYTES / 1e6:.0f} MB budget")
@@ -267,13 +281,11 @@ def tflite_agreement(graph, tflite_path: Path, x: np.ndarray, threshold: float) 
             "checked_on": "FER2013 test (angry/sad/surprise), against the Keras model with the same head"}
 
 
-def wild_faces_check(model_dir: Path, wild_dir: str | Path, card: dict | None = None) -> dict:
+def wild_faces_check(model_dir: Path, wild_dir: str | Path) -> dict:
     """Share of the wild-faces photos' faces (all happy or neutral) not labelled one of the task's classes."""
-    from .predict import Predictor, iter_image_paths, load_predictor
+    from .predict import iter_image_paths, load_predictor
 
-    pred = load_predictor(model_dir, backend="keras")
-    if card is not None:  # the candidate's card is not written yet
-        pred = Predictor(pred.model, card["classes"], card=card, model_dir=model_dir)
+    pred = load_predictor(model_dir)
     out = {}
     for label in ("happy", "neutral"):
         paths, _ = iter_image_paths([Path(wild_dir) / label])
@@ -285,8 +297,8 @@ def wild_faces_check(model_dir: Path, wild_dir: str | Path, card: dict | None = 
     faces = sum(v["faces"] for v in out.values())
     other = sum(v["other"] for v in out.values())
     out["share_not_task"] = other / faces if faces else None
-    out["what"] = ("emolib predict (faces=auto: Haar detection on the photos) with the Keras backend; share of the "
-                   "detected faces answered 'other'")
+    out["what"] = (f"emolib predict (faces=auto: Haar detection on the photos, {pred.backend.name} backend); share "
+                   "of the detected faces answered 'other'")
     return out
 
 
@@ -298,7 +310,8 @@ def compare_predictions(old: np.ndarray, new: np.ndarray, min_agreement: float =
         return {"n": int(len(new)), "agreement": 0.0, "max_prob_diff": None, "identical": False, "pass": False,
                 "why": f"different output shapes {old.shape} and {new.shape}"}
     agree = float(np.mean(old.argmax(1) == new.argmax(1))) if len(old) else 1.0
-    return {"n": int(len(old)), "agreement": agree, "max_prob_diff": float(np.abs(old - new).max()) if len(old) else 0.0,
+    diff = float(np.abs(old - new).max()) if len(old) else 0.0
+    return {"n": int(len(old)), "agreement": agree, "max_prob_diff": diff,
             "identical": bool(np.array_equal(old, new)), "min_agreement": min_agreement,
             "pass": bool(agree >= min_agreement)}
 
@@ -358,7 +371,7 @@ def release(trained_dir, data_dir, *, target_dir=None, work_dir=None, wild_dir=N
     if work_dir.exists():
         shutil.rmtree(work_dir)
     card = build_candidate(trained_dir, data_dir, work_dir, wild_dir=wild_dir)
-    x_test = _prepared(Path(data_dir), RECIPE["classes"]).split("test")[0]
+    x_test = _prepared(Path(data_dir), tuple(RECIPE["classes"])).split("test")[0]
     shipped = (target_dir / MODEL_FILE).is_file()
     cmp = compare_models(target_dir, work_dir, x_test) if shipped else {"pass": False, "why": "nothing shipped yet"}
     cmp["shipped"] = str(target_dir)
