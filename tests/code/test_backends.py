@@ -201,7 +201,8 @@ def test_choose_threshold_respects_the_validation_budget():
         ch = R.choose_threshold(y, probs, p_task, p_others, budget)
         assert ch["cost"] <= budget + 1e-12
         assert ch["macro_f1"] == pytest.approx(R.macro_f1_with_other(y, probs, p_task, ch["threshold"], 3))
-    loose, tight = R.choose_threshold(y, probs, p_task, p_others, 0.05), R.choose_threshold(y, probs, p_task, p_others, 0.0)
+    loose = R.choose_threshold(y, probs, p_task, p_others, 0.05)
+    tight = R.choose_threshold(y, probs, p_task, p_others, 0.0)
     assert loose["others_rejected"] > tight["others_rejected"]
 
 
