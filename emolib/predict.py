@@ -9,9 +9,13 @@ card: ``model_name``, ``classes`` in output order, ``input_shape``).
     >>> p.predict("photo.jpg")                 # one FaceResult per face
     >>> p.predict_batch(["a.jpg", "folder/b.png"])   # batched forward passes
 
-Speed: the model runs through one cached ``tf.function`` (no ``model.predict``, whose
-per-call overhead dominates for single images), and `predict_batch` reads and detects
-per file but runs the network once per `batch_size` faces.
+Speed: the network runs through a backend (`emolib.backends`): Keras through one cached
+``tf.function`` (no ``model.predict``, whose per-call overhead dominates for single images),
+or LiteRT for a ``model.tflite`` the card vouches for (the default model shipped with
+emolib, ``load_predictor()`` without a folder), which never imports TensorFlow.
+`predict_batch` reads and detects per file but runs the network once per `batch_size` faces.
+A model whose card has an 'other' head answers emotion ``'other'`` for a face showing none
+of its classes (status stays 'ok', the class probabilities are kept).
 
 Bad input never raises out of `predict` / `predict_batch`: every input gives at least one
 row, and each row's status is one of (`STATUSES`):

@@ -156,3 +156,15 @@ def test_wild_faces_share_not_labelled_a_task_class(card):
     if recorded is not None:
         assert share == pytest.approx(recorded, abs=0.02)
     assert share > 0.2  # the head does something on real photos (without it the share is 0)
+
+
+def test_the_live_playground_falls_back_to_the_default_model(tmp_path, crops):
+    from emolib import playground
+    from emolib.predict import load_predictor
+
+    assert playground.find_models(tmp_path) == {playground.DEFAULT_MODEL_NAME: DEFAULT}
+    assert playground.find_models(tmp_path, default=False) == {}
+    # the playground's per-image analysis, Grad-CAM included (the Keras model is loaded on demand)
+    out = playground.analyse("face", crops[0], {"default": load_predictor()}, cam=True)
+    face = out["faces"][0]["default"]
+    assert out["status"] == "ok" and face["result"].emotion in CLASSES and face["cam"] is not None
