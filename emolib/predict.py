@@ -397,4 +397,7 @@ def load_predictor(model_dir: str | Path | None = None, tta: bool = False, *, ba
             raise ModelDirError(str(e)) from None
         return Predictor(None, card["classes"], card=card, model_dir=path, tta=tta, backend=runner, other=other)
     model = load_model(path, card)
-    return Predictor(model, card["classes"], card=card, model_dir=path, tta=tta, other=other)
+    try:
+        return Predictor(model, card["classes"], card=card, model_dir=path, tta=tta, other=other)
+    except backends.BackendError as e:  # e.g. an 'other' head that belongs to another model
+        raise ModelDirError(f"{path}: {e}") from None

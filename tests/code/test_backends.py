@@ -225,3 +225,16 @@ def test_release_needs_fer2013(tmp_path):
     assert R.main(["check-data", "--data-dir", str(tmp_path / "nope")]) == 1
     with pytest.raises(R.ReleaseError, match="recipe"):
         R.check_recipe({"model_name": "cnn", "profile": "smoke", "classes": CLASSES, "seed": 42})
+
+
+def test_a_card_whose_head_does_not_fit_is_a_model_folder_error(tmp_path, model):
+    from emolib.modelfolder import ModelDirError
+    from emolib.predict import load_predictor
+
+    h = head(0.0)
+    h["weights"] = h["weights"][:3]
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "model.json").write_text(json.dumps({"classes": CLASSES, "other": h}))
+    with pytest.raises(ModelDirError, match="another model"):
+        load_predictor(tmp_path)
+    assert load_predictor(tmp_path, other=False).other_threshold is None
