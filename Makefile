@@ -35,7 +35,7 @@ PRETRAIN_MODELS := $(filter vgg16 resnet50 mobilenetv2,$(MODELS))
 PRETRAINED  := $(foreach m,$(PRETRAIN_MODELS),$(REPORTS)/pretrained/$(m).json)
 METRICS     := $(foreach m,$(MODELS),$(REPORTS)/models/$(m)/metrics.json)
 
-.PHONY: all setup test fuzz data eda pretrain train evaluate compare report playground lab bench clean help FORCE
+.PHONY: all setup test fuzz data eda pretrain train evaluate compare report playground lab bench release-model clean help FORCE
 .DEFAULT_GOAL := help
 
 help:
@@ -48,6 +48,7 @@ help:
 	@echo "make playground  serve the live playground (Voila) on http://127.0.0.1:8866"
 	@echo "make lab    open JupyterLab with the project kernel"
 	@echo "make bench  run the benchmarks into reports/bench/"
+	@echo "make release-model DATA_DIR=...  retrain the default model shipped in emolib/assets/ and check it [RELEASE_REPLACE=1]"
 	@echo "make clean  remove generated outputs (never data/raw)"
 
 # ---------------------------------------------------------------- environment
@@ -172,5 +173,18 @@ clean:
 	find $(REPORTS) -mindepth 1 ! -name .gitkeep ! -name .lock -exec rm -rf {} +
 	rm -rf data/interim data/synthetic
 endif
+
+# ---------------------------------------------------------------- the default model
+# Retrains the model shipped in emolib/assets/default_model with its pinned recipe (emolib.release.RECIPE:
+# the quick profile's cnn, angry/sad/surprise, seed 42) through the same notebooks as `make all`, into
+# $(REPORTS)/release, then builds the release (the 'other' head, model.tflite, the card) and installs it
+# only if it reproduces the shipped model's test predictions (>= 99.5% top-1), or with RELEASE_REPLACE=1.
+WILD_DIR ?=
+release-model: | $(STAMP)
+	@$(PY) -m emolib.release check-data --data-dir "$(DATA_DIR)"
+	@$(MAKE) --no-print-directory train evaluate MODELS=cnn PROFILE=quick CLASSES=angry,sad,surprise SEED=42 \
+	    WEIGHTS=auto REPORTS=$(REPORTS)/release DATA_DIR=$(DATA_DIR)
+	$(PY) -m emolib.release build --trained $(REPORTS)/release/models/cnn --data-dir $(DATA_DIR) \
+	    $(if $(WILD_DIR),--wild-dir $(WILD_DIR)) $(if $(filter 1,$(RELEASE_REPLACE)),--replace)
 
 FORCE:

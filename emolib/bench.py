@@ -647,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
                                   inter_op_threads=args.inter_op_threads, progress=True)
     print(format_report(latency, pipe))
     bench_faces.bench_step(args.out, args.wild_dir, quick=args.quick)  # faces.json: detectors on real photos
+    from . import bench_startup  # emolib predict with the default model as a whole process -> startup.json
+    print(bench_startup.format_report(bench_startup.run(args.out, args.data_dir)))
     print(f"\nwrote {Path(args.out) / 'latency.json'}" + (f" and {Path(args.out) / 'pipeline.json'}" if pipe else ""))
     from .bench_video import run_video_bench  # the video row: reports/bench/video.json
     run_video_bench(args.out, args.models_dir, quick=args.quick, progress=True)

@@ -22,13 +22,15 @@ from typing import Any, Sequence
 PROG = "emolib"
 EXAMPLES = """\
 examples:
+  emolib predict photo.jpg                       (the default model shipped with emolib)
   emolib predict --model reports/models/cnn photo.jpg
   emolib predict --model reports/models/cnn photos/ --csv predictions.csv --faces on
   emolib predict --model reports/models/cnn clip.mp4 --fps 10 --annotate --out clips/
   emolib evaluate --model reports/models/cnn --data data/raw/fer2013/test --json reports/eval_cnn.json
   emolib export --model reports/models/cnn --format tflite --quantize int8 --data data/raw/fer2013/train
 
-model directory: reports/models/<model>/ with model.keras and model.json (written by training).
+model directory: reports/models/<model>/ with model.keras and model.json (written by training);
+predict and evaluate use the default model shipped with emolib when --model is not given.
 """
 MAX_LISTED = 10  # problems listed one by one in a summary; the rest are counted
 
@@ -59,7 +61,8 @@ def _nonneg_int(text: str) -> int:
 
 def _add_inference_options(parser: argparse.ArgumentParser, model_help: str) -> None:
     """The options `predict` and `evaluate` share: which model, batch size, TTA, progress bar."""
-    parser.add_argument("--model", required=True, metavar="DIR", help=model_help)
+    parser.add_argument("--model", default=None, metavar="DIR",
+                        help=model_help + "; default: the model shipped with emolib (see README: Default model)")
     parser.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
                         help="faces per forward pass of the network (default: 64)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: average with the mirrored face")
@@ -224,14 +227,21 @@ def _csv_text(rows, classes: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def _load(model_dir: str, tta: bool = False):
+def _load(model_dir: str | None, tta: bool = False):
+    """The predictor for --model DIR; without --model the default model, said once on stderr."""
     from .modelfolder import ModelDirError
     from .predict import load_predictor
 
     try:
-        return load_predictor(model_dir, tta=tta)
+        predictor = load_predictor(model_dir, tta=tta)
     except ModelDirError as e:
         raise CliError(str(e)) from None
+    if model_dir is None:
+        other = "; faces showing none of them: 'other'" if predictor.other_threshold is not None else ""
+        print(f"{PROG}: no --model given: using the default model ({predictor.model_name}: "
+              f"{'/'.join(predictor.classes)}, trained on FER2013{other}; {predictor.backend.name} backend); "
+              "--model DIR for your own", file=sys.stderr)
+    return predictor
 
 
 def _print_list(title: str, items: list[tuple[str, str]], out) -> None:
@@ -336,7 +346,7 @@ def cmd_predict(args) -> int:
               + f"{len(unreadable)} unreadable", file=out)
     if ok:
         counts = collections.Counter(r.emotion for r in ok)
-        print("emotions: " + ", ".join(f"{c} {counts[c]}" for c in classes if counts[c]), file=out)
+        print("emotions: " + ", ".join(f"{c} {counts[c]}" for c in (*classes, "other") if counts[c]), file=out)
         mean_conf = sum(r.confidence for r in ok) / len(ok)
         print(f"mean confidence: {mean_conf:.3f}", file=out)
     _print_list("unreadable", [(_shown(r.path), r.status.split(": ", 1)[-1]) for r in unreadable], out)

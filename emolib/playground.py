@@ -31,6 +31,7 @@ from .faces import DEFAULT_DETECTOR, check_detector
 MAX_UPLOAD_MB = 10.0  # = uploads.MAX_FILE_MB
 MODEL_DIR_ENV = "EMOLIB_MODEL_DIR"
 ALL_MODELS = "all models"
+DEFAULT_MODEL_NAME = "default model (shipped with emolib)"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,12 +45,17 @@ def resolve_model_root(model_dir: str | os.PathLike | None = None) -> Path:
     return ROOT / p if (ROOT / p).exists() else p
 
 
-def find_models(model_root: str | os.PathLike) -> dict[str, Path]:
+def find_models(model_root: str | os.PathLike, *, default: bool = True) -> dict[str, Path]:
     """{name: model dir}: `model_root` itself if it is a model dir, else its trained sub-folders
-    (the one order of modelfolder.find_model_dirs)."""
-    from .modelfolder import find_model_dirs
+    (the one order of modelfolder.find_model_dirs). With none there and `default`, the default
+    model shipped with emolib, so the playground works right after install."""
+    from .backends import default_model_dir
+    from .modelfolder import find_model_dirs, is_model_dir
 
-    return find_model_dirs(model_root)
+    found = find_model_dirs(model_root)
+    if not found and default and is_model_dir(default_model_dir()):
+        found = {DEFAULT_MODEL_NAME: default_model_dir()}
+    return found
 
 
 def test_images(model_dirs: dict[str, Path], k: int = 24) -> list[str]:

@@ -9,9 +9,13 @@ card: ``model_name``, ``classes`` in output order, ``input_shape``).
     >>> p.predict("photo.jpg")                 # one FaceResult per face
     >>> p.predict_batch(["a.jpg", "folder/b.png"])   # batched forward passes
 
-Speed: the model runs through one cached ``tf.function`` (no ``model.predict``, whose
-per-call overhead dominates for single images), and `predict_batch` reads and detects
-per file but runs the network once per `batch_size` faces.
+Speed: the network runs through a backend (`emolib.backends`): Keras through one cached
+``tf.function`` (no ``model.predict``, whose per-call overhead dominates for single images),
+or LiteRT for a ``model.tflite`` the card vouches for (the default model shipped with
+emolib, ``load_predictor()`` without a folder), which never imports TensorFlow.
+`predict_batch` reads and detects per file but runs the network once per `batch_size` faces.
+A model whose card has an 'other' head answers emotion ``'other'`` for a face showing none
+of its classes (status stays 'ok', the class probabilities are kept).
 
 Bad input never raises out of `predict` / `predict_batch`: every input gives at least one
 row, and each row's status is one of (`STATUSES`):
@@ -51,6 +55,7 @@ STATUS_NO_FACE = "no_face"
 STATUS_BLANK = "blank"
 STATUS_UNREADABLE = "unreadable"  # always followed by ': <reason>'
 STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_BLANK, STATUS_UNREADABLE)
+OTHER = "other"  # the emotion of an 'ok' face that shows none of the model's classes (the 'other' head)
 PROGRESS_MIN_ITEMS = 20  # progress bars only for batches longer than this
 
 
@@ -71,6 +76,7 @@ class FaceResult:
     probabilities: dict[str, float] = field(default_factory=dict)
     status: str = STATUS_OK
     path: str | None = None
+    other: float | None = None  # p_other of the model's 'other' head (None without one); 'other' above its threshold
 
     @property
     def ok(self) -> bool:
@@ -185,33 +191,50 @@ def iter_image_paths(paths: Iterable[str | os.PathLike], *, videos: bool = False
 class Predictor:
     """A loaded model: `predict` for one image, `predict_batch` for many."""
 
-    def __init__(self, model, classes: Sequence[str], *, card: dict | None = None,
-                 model_dir: str | Path | None = None, tta: bool = False):
-        import tensorflow as tf
+    def __init__(self, model=None, classes: Sequence[str] = (), *, card: dict | None = None,
+                 model_dir: str | Path | None = None, tta: bool = False, backend=None, other: bool = True):
+        """`model`: a Keras model (run through `backends.KerasBackend`), or None with a ready `backend`
+        (e.g. `backends.LiteRTBackend`). `other`: use the card's 'other' head when there is one (faces
+        showing none of the classes are labelled 'other'); False always picks one of the classes."""
+        from . import backends
 
-        self.model = model
         self.classes: tuple[str, ...] = tuple(classes)
         self.card = dict(card or {})
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self.tta = bool(tta)
-        self.size = check_model_matches_card(model, {"classes": list(self.classes)}, model_dir or "model")
+        head = backends.other_head(self.card) if other else None
+        if backend is None:
+            if model is None:
+                raise ValueError("Predictor needs a Keras model or a backend")
+            self.size = check_model_matches_card(model, {"classes": list(self.classes)}, model_dir or "model")
+            backend = backends.KerasBackend(model, head)
+        else:
+            self.size = int(backend.size)
+        self._model = model
+        self.backend = backend
+        # p_other >= threshold -> 'other'; None when the backend gives no p_other or `other` is off
+        self.other_threshold: float | None = float(head["threshold"]) if head and backend.has_other else None
 
-        @tf.function(input_signature=[tf.TensorSpec([None, self.size, self.size, 1], tf.float32)],
-                     reduce_retracing=True)
-        def _forward(x):
-            return model(x, training=False)
-
-        self._forward = _forward
+    @property
+    def model(self):
+        """The Keras model (Grad-CAM, benchmarks). A LiteRT predictor loads it from its folder on
+        first use, which imports TensorFlow."""
+        if self._model is None and self.model_dir is not None:
+            self._model = load_model(self.model_dir, self.card)
+        return self._model
 
     @property
     def model_name(self) -> str:
         return str(self.card.get("model_name") or (self.model_dir.name if self.model_dir else "model"))
 
     # -- the network -------------------------------------------------------------
-    def predict_arrays(self, x: np.ndarray, *, tta: bool | None = None, batch_size: int = 64) -> np.ndarray:
-        """Probabilities (N, classes) for face crops already at (N, S, S[, 1]), raw pixels 0..255.
+    def predict_scores(self, x: np.ndarray, *, tta: bool | None = None, batch_size: int = 64
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities (N, classes), p_other (N,) or None) for face crops at (N, S, S[, 1]), raw pixels 0..255.
 
-        With TTA the result is the mean of the image and its horizontal mirror.
+        p_other is the 'other' head's probability that a face shows none of the classes (None when the
+        model has no head or it is switched off). With TTA both are the mean over the image and its
+        horizontal mirror.
         """
         tta = self.tta if tta is None else tta
         x = np.asarray(x, dtype=np.float32)
@@ -220,15 +243,34 @@ class Predictor:
         if x.shape[1:] != (self.size, self.size, 1):
             raise ValueError(f"expected (N, {self.size}, {self.size}, 1), got {x.shape}")
         out = np.empty((len(x), len(self.classes)), dtype=np.float32)
+        other = np.empty(len(x), dtype=np.float32) if self.other_threshold is not None else None
         step = max(1, int(batch_size))
         for i in range(0, len(x), step):
             chunk = x[i:i + step]
+            n = len(chunk)
             if tta:  # image and mirror in one forward pass
-                both = self._forward(np.concatenate([chunk, chunk[:, :, ::-1, :]])).numpy()
-                out[i:i + step] = (both[:len(chunk)] + both[len(chunk):]) / 2.0
+                probs, oth = self.backend.run(np.concatenate([chunk, chunk[:, :, ::-1, :]]))
+                probs = (probs[:n] + probs[n:]) / 2.0
+                oth = (oth[:n] + oth[n:]) / 2.0 if oth is not None else None
             else:
-                out[i:i + step] = self._forward(chunk).numpy()
-        return out
+                probs, oth = self.backend.run(chunk)
+            out[i:i + step] = probs
+            if other is not None:
+                other[i:i + step] = oth
+        return out, other
+
+    def predict_arrays(self, x: np.ndarray, *, tta: bool | None = None, batch_size: int = 64) -> np.ndarray:
+        """Probabilities (N, classes) for face crops already at (N, S, S[, 1]), raw pixels 0..255.
+
+        With TTA the result is the mean of the image and its horizontal mirror. The 'other' head's
+        score is left out: see `predict_scores`.
+        """
+        return self.predict_scores(x, tta=tta, batch_size=batch_size)[0]
+
+    def _scores(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Rows for `_result`: the probabilities, plus p_other as one more column when there is a head."""
+        probs, other = self.predict_scores(x, batch_size=batch_size)
+        return probs if other is None else np.concatenate([probs, other[:, None]], axis=1)
 
     # -- images ------------------------------------------------------------------
     def _prepare(self, source: Any, faces: str, name: str | None, *, blank: bool = True,
@@ -256,15 +298,24 @@ class Predictor:
         return crops, None
 
     def _result(self, probs: np.ndarray, face: int, box, name: str | None) -> FaceResult:
+        """A FaceResult from one row of `_scores` (probabilities [+ p_other]) or of `predict_arrays`."""
+        n = len(self.classes)
+        other = float(probs[n]) if len(probs) > n else None
+        probs = probs[:n]
         k = int(np.argmax(probs))
+        if other is not None and self.other_threshold is not None and other >= self.other_threshold:
+            emotion, confidence = OTHER, other  # none of the classes; the class probabilities are kept
+        else:
+            emotion, confidence = self.classes[k], float(probs[k])
         return FaceResult(
             face=face,
             box=tuple(int(v) for v in box) if box is not None else None,
-            emotion=self.classes[k],
-            confidence=float(probs[k]),
+            emotion=emotion,
+            confidence=confidence,
             probabilities={c: float(p) for c, p in zip(self.classes, probs)},
             status=STATUS_OK,
             path=name,
+            other=other,
         )
 
     def predict(self, image: Any, faces: str = "auto", *, detect_blank: bool = True,
@@ -285,7 +336,7 @@ class Predictor:
         crops, status = self._prepare(image, faces, name, blank=detect_blank, detector=detector, align=align)
         if status is not None:
             return [status]
-        probs = self.predict_arrays(np.stack([c for _, c in crops]))
+        probs = self._scores(np.stack([c for _, c in crops]))
         return [self._result(p, i, box, name) for i, ((box, _), p) in enumerate(zip(crops, probs))]
 
     def predict_batch(self, items: Iterable[Any], faces: str = "auto", batch_size: int = 64,
@@ -309,7 +360,7 @@ class Predictor:
         def flush() -> None:
             if not pending:
                 return
-            probs = self.predict_arrays(np.stack([p[4] for p in pending]), batch_size=batch_size)
+            probs = self._scores(np.stack([p[4] for p in pending]), batch_size=batch_size)
             for (row, face, box, name, _), pr in zip(pending, probs):
                 rows[row] = self._result(pr, face, box, name)
             pending.clear()
@@ -343,9 +394,28 @@ class Predictor:
         return f"Predictor({self.model_name!r}, classes={list(self.classes)}, input={self.size}x{self.size}, tta={self.tta})"
 
 
-def load_predictor(model_dir: str | Path, tta: bool = False) -> Predictor:
-    """Load ``model.keras`` (safe_mode=True) and ``model.json`` from a model directory."""
-    path = resolve_model_dir(model_dir)
+def load_predictor(model_dir: str | Path | None = None, tta: bool = False, *, backend: str = "auto",
+                   other: bool = True) -> Predictor:
+    """A Predictor for a model folder (``model.keras`` loaded with safe_mode=True, ``model.json``).
+
+    model_dir: None for the default model shipped with emolib (`backends.default_model_dir()`).
+    backend: 'auto' runs the folder's ``model.tflite`` with LiteRT (no TensorFlow import) when the card
+    vouches for it (the default model's does) and ai-edge-litert is installed, else Keras; 'keras' or
+    'litert' force one. other: use the card's 'other' head, if any (see `Predictor`).
+    """
+    from . import backends
+
+    path = resolve_model_dir(backends.default_model_dir() if model_dir is None else model_dir)
     card = read_card(path)
+    which, tflite = backends.choose(backend, path, card)
+    if which == "litert":
+        try:
+            runner = backends.LiteRTBackend(tflite, len(card["classes"]))
+        except backends.BackendError as e:
+            raise ModelDirError(str(e)) from None
+        return Predictor(None, card["classes"], card=card, model_dir=path, tta=tta, backend=runner, other=other)
     model = load_model(path, card)
-    return Predictor(model, card["classes"], card=card, model_dir=path, tta=tta)
+    try:
+        return Predictor(model, card["classes"], card=card, model_dir=path, tta=tta, other=other)
+    except backends.BackendError as e:  # e.g. an 'other' head that belongs to another model
+        raise ModelDirError(f"{path}: {e}") from None

@@ -163,7 +163,8 @@ def test_missing_model_dir(capsys, photos, tmp_path):
 
 
 def test_bad_command_lines_exit_2(capsys, model_dir, photos):
-    for argv in ([], ["predict", photos], ["predict", "--model", model_dir, photos, "--faces", "maybe"],
+    # (predict without --model is valid: the default model, tests/code/test_default_model.py)
+    for argv in ([], ["predict"], ["predict", "--model", model_dir, photos, "--faces", "maybe"],
                  ["predict", "--model", model_dir, photos, "--batch-size", "0"], ["fly"]):
         with pytest.raises(SystemExit) as e:
             cli.main([str(a) for a in argv])
