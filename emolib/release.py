@@ -297,8 +297,10 @@ def wild_faces_check(model_dir: Path, wild_dir: str | Path) -> dict:
     faces = sum(v["faces"] for v in out.values())
     other = sum(v["other"] for v in out.values())
     out["share_not_task"] = other / faces if faces else None
-    out["what"] = (f"emolib predict (faces=auto: Haar detection on the photos, {pred.backend.name} backend); share "
-                   "of the detected faces answered 'other'")
+    from .faces import DEFAULT_DETECTOR
+
+    out["what"] = (f"emolib predict (faces=auto: {DEFAULT_DETECTOR} detection and alignment on the photos, "
+                   f"{pred.backend.name} backend); share of the detected faces answered 'other'")
     return out
 
 
