@@ -35,12 +35,13 @@ PRETRAIN_MODELS := $(filter vgg16 resnet50 mobilenetv2,$(MODELS))
 PRETRAINED  := $(foreach m,$(PRETRAIN_MODELS),$(REPORTS)/pretrained/$(m).json)
 METRICS     := $(foreach m,$(MODELS),$(REPORTS)/models/$(m)/metrics.json)
 
-.PHONY: all setup test fuzz data eda pretrain train evaluate compare report playground lab bench release-model clean help FORCE
+.PHONY: all setup test lint format fuzz data eda pretrain train evaluate compare report playground lab bench release-model clean help FORCE
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make all    run the whole pipeline (EDA, ...) into reports/ [PROFILE=$(PROFILE) CLASSES=$(CLASSES) DATA_DIR=$(DATA_DIR) SEED=$(SEED)]"
 	@echo "make test   run the test suite"
+	@echo "make lint   ruff check and ruff format --check (make format rewrites the files)"
 	@echo "make fuzz   property-based fuzzing of image reading, prediction, the CLI and the loaders (long)"
 	@echo "make pretrain  pretrain the backbones on the classes outside the task (WEIGHTS=auto offline, or disjoint)"
 	@echo "make data   download FER2013 from Kaggle (needs credentials), else print the manual steps"
@@ -150,6 +151,15 @@ playground: $(STAMP)
 # ---------------------------------------------------------------- tools
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Lint and format: ruff, configured in pyproject.toml; CI runs `make lint` before the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 # Property-based fuzzing (hypothesis) of every reader of user files, with a large budget
 # (`make test` runs the same properties with a small one). FUZZ_PROFILE=bounded for a quick run.

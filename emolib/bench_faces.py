@@ -17,6 +17,7 @@ Without the photos the file says so (``skipped`` and a note) and nothing fails. 
 ``time.perf_counter`` after warm-up calls (the first call loads a model), one photo at a time;
 other processes on the machine slow it down.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,22 +96,37 @@ def blazeface_passes(images: list[tuple[str, np.ndarray]]) -> dict[str, int]:
     return counts
 
 
-def run_faces_benchmark(out_dir: str | Path, wild_dir: str | Path | None = None, *, quick: bool = False,
-                        detectors: tuple[str, ...] = faces.DETECTORS, progress: bool = True) -> dict:
+def run_faces_benchmark(
+    out_dir: str | Path,
+    wild_dir: str | Path | None = None,
+    *,
+    quick: bool = False,
+    detectors: tuple[str, ...] = faces.DETECTORS,
+    progress: bool = True,
+) -> dict:
     """Measure every detector on the wild_faces photos and write ``out_dir/faces.json``."""
     wild = Path(wild_dir) if wild_dir else DEFAULT_WILD_DIR
     out = Path(out_dir) / "faces.json"
-    result: dict = {"schema": SCHEMA_FACES, "timestamp": now_iso(), "quick": bool(quick), "wild_dir": str(wild),
-                    "default_detector": faces.DEFAULT_DETECTOR, "machine": machine_info(),
-                    "versions": library_versions()}
+    result: dict = {
+        "schema": SCHEMA_FACES,
+        "timestamp": now_iso(),
+        "quick": bool(quick),
+        "wild_dir": str(wild),
+        "default_detector": faces.DEFAULT_DETECTOR,
+        "machine": machine_info(),
+        "versions": library_versions(),
+    }
     photos = wild_photos(wild) if wild.is_dir() else []
     if not photos:
-        result.update(skipped=True, note=f"no wild_faces photos at {wild} (give --wild-dir; see "
-                                         "shared/data/README.md): face detection not measured")
+        result.update(
+            skipped=True,
+            note=f"no wild_faces photos at {wild} (give --wild-dir; see "
+            "shared/data/README.md): face detection not measured",
+        )
         atomic_write_json(out, result)
         return result
     if quick:
-        photos = photos[::max(1, len(photos) // QUICK_PHOTOS)]
+        photos = photos[:: max(1, len(photos) // QUICK_PHOTOS)]
     images = [(p.name, read_image(p, mode="L")) for p in photos]
     result.update(skipped=False, photos=len(images), detectors={}, load_average_start=_loadavg())
     unavailable = {}
@@ -138,8 +154,9 @@ def run_faces_benchmark(out_dir: str | Path, wild_dir: str | Path | None = None,
     result["load_average_end"] = _loadavg()  # busy neighbours slow the p95 most
     default = result["detectors"].get(faces.DEFAULT_DETECTOR)
     result["targets"] = {
-        f"default_detection_rate_ge_{TARGET_DETECTION_RATE}":
-            None if default is None else default["detection_rate"] >= TARGET_DETECTION_RATE,
+        f"default_detection_rate_ge_{TARGET_DETECTION_RATE}": None
+        if default is None
+        else default["detection_rate"] >= TARGET_DETECTION_RATE,
     }
     atomic_write_json(out, result)
     return result
@@ -152,16 +169,22 @@ def format_faces_report(result: dict) -> str:
     lines.append(f"  {'detector':<10} {'photos':>6} {'with a face':>12} {'rate':>7} {'mean ms':>8} {'p95 ms':>8}")
     for name, d in result["detectors"].items():
         default = " (default)" if name == result["default_detector"] else ""
-        lines.append(f"  {name:<10} {d['photos']:>6} {d['with_face']:>12} {d['detection_rate']:>7.1%} "
-                     f"{d['mean_ms']:>8.1f} {d['p95_ms']:>8.1f}{default}")
+        lines.append(
+            f"  {name:<10} {d['photos']:>6} {d['with_face']:>12} {d['detection_rate']:>7.1%} "
+            f"{d['mean_ms']:>8.1f} {d['p95_ms']:>8.1f}{default}"
+        )
     for name, why in result.get("unavailable", {}).items():
         lines.append(f"  {name:<10} {why}")
     if "blazeface_passes" in result:
-        lines.append("  BlazeFace passes that found the face: "
-                     + ", ".join(f"{k} {v}" for k, v in result["blazeface_passes"].items()))
+        lines.append(
+            "  BlazeFace passes that found the face: "
+            + ", ".join(f"{k} {v}" for k, v in result["blazeface_passes"].items())
+        )
     if result.get("load_average_start"):
-        lines.append(f"  load average {result['load_average_start']} at start, {result['load_average_end']} at end "
-                     f"on {result['machine'].get('cpu_count')} cores")
+        lines.append(
+            f"  load average {result['load_average_start']} at start, {result['load_average_end']} at end "
+            f"on {result['machine'].get('cpu_count')} cores"
+        )
     for target, ok in result["targets"].items():
         lines.append(f"  target {target}: {'n/a' if ok is None else 'PASS' if ok else 'FAIL'}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ For comparison the same image goes through the Keras backend in a fresh process
 labels of both are compared. One more child checks that a default-model prediction leaves
 ``tensorflow`` out of ``sys.modules``. Targets (2-core CPU): wall <= 1.0 s and peak <= 300 MB.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,14 @@ def spawn_measured(args: list[str], timeout: float = 300.0) -> dict:
     # ru_maxrss is in kilobytes on Linux (bytes on macOS)
     peak_mb = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
     # CPU seconds (user + system) depend less on what else runs on the machine than wall time does
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": peak_mb, "rc": proc.returncode,
-            "stdout": out, "stderr": err}
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_mb": peak_mb,
+        "rc": proc.returncode,
+        "stdout": out,
+        "stderr": err,
+    }
 
 
 def _labels(stdout: str, cli: bool) -> list[str]:
@@ -113,9 +120,15 @@ def run(out_dir: str | Path, data_dir: str | Path | None = None, runs: int = 3) 
     from .runinfo import atomic_write_json, library_versions, machine_info, now_iso
 
     out_dir = Path(out_dir)
-    result: dict = {"created": now_iso(), "machine": machine_info(), "versions": library_versions(),
-                    "target_wall_s": TARGET_WALL_S, "target_peak_mb": TARGET_PEAK_MB, "runs": runs,
-                    "what": __doc__.split("\n\n")[1].replace("\n", " ")}
+    result: dict = {
+        "created": now_iso(),
+        "machine": machine_info(),
+        "versions": library_versions(),
+        "target_wall_s": TARGET_WALL_S,
+        "target_peak_mb": TARGET_PEAK_MB,
+        "runs": runs,
+        "what": __doc__.split("\n\n")[1].replace("\n", " "),
+    }
     if not is_model_dir(default_model_dir()):
         result["skipped"] = f"no default model in {default_model_dir()}"
         atomic_write_json(out_dir / "startup.json", result)
@@ -131,14 +144,23 @@ def run(out_dir: str | Path, data_dir: str | Path | None = None, runs: int = 3) 
             peak = float(max(r["peak_mb"] for r in lite))
             lite_labels, keras_labels = _labels(lite[0]["stdout"], True), _labels(keras["stdout"], False)
             result[name] = {
-                "image": str(image), "command": "python -m emolib.cli predict IMAGE --no-progress",
-                "rc": [r["rc"] for r in lite], "wall_s": wall, "wall_s_runs": [r["wall_s"] for r in lite],
-                "cpu_s": float(np.median([r["cpu_s"] for r in lite])), "load_average_1min": os.getloadavg()[0],
-                "peak_mb": peak, "labels": lite_labels,
+                "image": str(image),
+                "command": "python -m emolib.cli predict IMAGE --no-progress",
+                "rc": [r["rc"] for r in lite],
+                "wall_s": wall,
+                "wall_s_runs": [r["wall_s"] for r in lite],
+                "cpu_s": float(np.median([r["cpu_s"] for r in lite])),
+                "load_average_1min": os.getloadavg()[0],
+                "peak_mb": peak,
+                "labels": lite_labels,
                 "backend_line": next((ln for ln in lite[0]["stderr"].splitlines() if "default model" in ln), None),
-                "keras": {"wall_s": keras["wall_s"], "cpu_s": keras["cpu_s"], "peak_mb": keras["peak_mb"],
-                          "labels": keras_labels,
-                          "rc": keras["rc"]},
+                "keras": {
+                    "wall_s": keras["wall_s"],
+                    "cpu_s": keras["cpu_s"],
+                    "peak_mb": keras["peak_mb"],
+                    "labels": keras_labels,
+                    "rc": keras["rc"],
+                },
                 "same_labels_as_keras": lite_labels == keras_labels and bool(lite_labels),
                 "tensorflow_imported": "TENSORFLOW_IMPORTED True" in tf_check["stdout"],
                 "pass": bool(wall <= TARGET_WALL_S and peak <= TARGET_PEAK_MB and all(r["rc"] == 0 for r in lite)),
@@ -150,16 +172,20 @@ def run(out_dir: str | Path, data_dir: str | Path | None = None, runs: int = 3) 
 def format_report(result: dict) -> str:
     if "skipped" in result:
         return f"start-up: skipped ({result['skipped']})"
-    lines = [f"start-up, `emolib predict IMAGE` with the default model as a whole process (median of {result['runs']}; "
-             f"targets <= {TARGET_WALL_S:.1f} s, <= {TARGET_PEAK_MB:.0f} MB):"]
+    lines = [
+        f"start-up, `emolib predict IMAGE` with the default model as a whole process (median of {result['runs']}; "
+        f"targets <= {TARGET_WALL_S:.1f} s, <= {TARGET_PEAK_MB:.0f} MB):"
+    ]
     for name in ("fer_crop", "photo"):
         r = result.get(name)
         if r:
-            lines.append(f"  {name:8s} LiteRT {r['wall_s']:.2f} s (cpu {r['cpu_s']:.2f} s) {r['peak_mb']:.0f} MB "
-                         f"{r['labels']}  | Keras {r['keras']['wall_s']:.2f} s (cpu {r['keras']['cpu_s']:.2f} s) "
-                         f"{r['keras']['peak_mb']:.0f} MB {r['keras']['labels']}  "
-                         f"same labels: {r['same_labels_as_keras']}, TensorFlow imported: {r['tensorflow_imported']}"
-                         f"  {'PASS' if r['pass'] else 'FAIL'}")
+            lines.append(
+                f"  {name:8s} LiteRT {r['wall_s']:.2f} s (cpu {r['cpu_s']:.2f} s) {r['peak_mb']:.0f} MB "
+                f"{r['labels']}  | Keras {r['keras']['wall_s']:.2f} s (cpu {r['keras']['cpu_s']:.2f} s) "
+                f"{r['keras']['peak_mb']:.0f} MB {r['keras']['labels']}  "
+                f"same labels: {r['same_labels_as_keras']}, TensorFlow imported: {r['tensorflow_imported']}"
+                f"  {'PASS' if r['pass'] else 'FAIL'}"
+            )
     return "\n".join(lines)
 
 

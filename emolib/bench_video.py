@@ -19,6 +19,7 @@ atomically, measured in one run on one machine:
   written over and over, so making it is cheap.
 * ``targets``: >= 30 frames/s end to end (2-core CPU), memory flat.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,7 @@ def _loop_frames(size: tuple[int, int], n: int = LOOP_FRAMES) -> list[np.ndarray
         x = int((w - 180) / 2 + (w - 180) / 3 * math.sin(phase))
         y = int((h - 211) / 2 + (h - 211) / 4 * math.sin(2 * phase))
         f = np.full((h, w, 3), 96, np.uint8)
-        f[y:y + 211, x:x + 180] = face
+        f[y : y + 211, x : x + 180] = face
         frames.append(f)
     return frames
 
@@ -125,8 +126,14 @@ def _timed(predictor, clip: Path, out: Path, **kw) -> dict:
     r = predict_video(predictor, clip, out_dir=out, keep_rows=False, **kw)
     wall = time.perf_counter() - t0
     ok_frames = sum(t["frames"] for t in r.tracks)
-    return {"frames": r.frames_read, "seconds": round(wall, 3), "frames_per_s": round(r.frames_read / wall, 1),
-            "status": r.status, "tracks": len(r.tracks), "frames_with_a_face": ok_frames}
+    return {
+        "frames": r.frames_read,
+        "seconds": round(wall, 3),
+        "frames_per_s": round(r.frames_read / wall, 1),
+        "status": r.status,
+        "tracks": len(r.tracks),
+        "frames_with_a_face": ok_frames,
+    }
 
 
 def bench_memory(predictor, clip: Path, out: Path, progress: bool = False) -> dict:
@@ -152,19 +159,30 @@ def bench_memory(predictor, clip: Path, out: Path, progress: bool = False) -> di
     samples.setdefault("end_mb", rss_mb())  # a clip without a frame count: after the run
     start, mid, end = samples.get("start_mb"), samples.get("middle_mb"), samples["end_mb"]
     second_half = max(end, peak[0]) - mid if mid is not None else None  # the highest RSS seen after half-way
-    return {"frames": r.frames_read, "clip_seconds": round(r.frames_read / FPS, 1), "seconds": round(wall, 1),
-            "frames_per_s": round(r.frames_read / wall, 1), "status": r.status,
-            "rss_start_mb": round(start, 1) if start else None, "rss_middle_mb": round(mid, 1) if mid else None,
-            "rss_end_mb": round(end, 1), "rss_peak_mb": round(max(peak[0], end), 1),
-            "growth_second_half_mb": round(second_half, 1) if second_half is not None else None,
-            "flat": bool(second_half is not None and second_half < FLAT_MB),
-            "how": "RSS from /proc/self/status at frame 1, at frame N/2 and at the last frame; peak sampled every "
-                   "100 frames; growth = highest RSS after half-way - RSS at half-way; frames.csv rows streamed to "
-                   "disk, not kept"}
+    return {
+        "frames": r.frames_read,
+        "clip_seconds": round(r.frames_read / FPS, 1),
+        "seconds": round(wall, 1),
+        "frames_per_s": round(r.frames_read / wall, 1),
+        "status": r.status,
+        "rss_start_mb": round(start, 1) if start else None,
+        "rss_middle_mb": round(mid, 1) if mid else None,
+        "rss_end_mb": round(end, 1),
+        "rss_peak_mb": round(max(peak[0], end), 1),
+        "growth_second_half_mb": round(second_half, 1) if second_half is not None else None,
+        "flat": bool(second_half is not None and second_half < FLAT_MB),
+        "how": "RSS from /proc/self/status at frame 1, at frame N/2 and at the last frame; peak sampled every "
+        "100 frames; growth = highest RSS after half-way - RSS at half-way; frames.csv rows streamed to "
+        "disk, not kept",
+    }
 
 
-def run_video_bench(out: str | Path = "reports/bench", models_dir: str | Path = "reports/models",
-                    quick: bool = False, progress: bool = False) -> dict:
+def run_video_bench(
+    out: str | Path = "reports/bench",
+    models_dir: str | Path = "reports/models",
+    quick: bool = False,
+    progress: bool = False,
+) -> dict:
     """Measure, write out/video.json, print a short report; returns the dict."""
     from .video import DETECT_INTERVAL_S, DETECT_MAX_SIDE
 
@@ -173,8 +191,11 @@ def run_video_bench(out: str | Path = "reports/bench", models_dir: str | Path = 
         predictor, stand_in = _predictor(models_dir, work)
         speed_s = QUICK_SPEED_SECONDS if quick else SPEED_SECONDS
         memory_s = QUICK_MEMORY_SECONDS if quick else MEMORY_SECONDS
-        print(f"bench: video ({speed_s:.0f} s clip for speed, {memory_s:.0f} s clip for memory) ...",
-              file=sys.stderr, flush=True)
+        print(
+            f"bench: video ({speed_s:.0f} s clip for speed, {memory_s:.0f} s clip for memory) ...",
+            file=sys.stderr,
+            flush=True,
+        )
         warm = make_clip(work / "warm.mp4", 1.0)
         clip = make_clip(work / "speed.mp4", speed_s)
         _timed(predictor, warm, work / "o_warm", annotate=True)  # traces the classifier, loads the cascade
@@ -187,24 +208,47 @@ def run_video_bench(out: str | Path = "reports/bench", models_dir: str | Path = 
         memory = bench_memory(predictor, long_clip, work / "o_long", progress=progress)
         memory["clip_generation_seconds"] = round(made_s, 1)
         result = {
-            "schema": SCHEMA_VIDEO, "timestamp": now_iso(), "quick": quick, "machine": machine_info(),
-            "versions": library_versions(), "cpu_load_average": _loadavg(),
-            "model": predictor.model_name, "untrained_stand_in": stand_in,
-            "clip": {"width": SIZE[0], "height": SIZE[1], "fps": FPS, "codec": "mp4v",
-                     "content": "one face (grace_hopper.jpg, 180 px wide) moving over a grey canvas"},
-            "pipeline": {"detector": "library default (emolib.faces.find_faces)",
-                         "detect_interval_s": DETECT_INTERVAL_S, "detect_max_side": DETECT_MAX_SIDE,
-                         "steps": "decode, detect, track, classify (batched over 16 frames), smooth, write "
-                                  "frames.csv + tracks.json + timeline PNG (+ annotated.mp4)"},
+            "schema": SCHEMA_VIDEO,
+            "timestamp": now_iso(),
+            "quick": quick,
+            "machine": machine_info(),
+            "versions": library_versions(),
+            "cpu_load_average": _loadavg(),
+            "model": predictor.model_name,
+            "untrained_stand_in": stand_in,
+            "clip": {
+                "width": SIZE[0],
+                "height": SIZE[1],
+                "fps": FPS,
+                "codec": "mp4v",
+                "content": "one face (grace_hopper.jpg, 180 px wide) moving over a grey canvas",
+            },
+            "pipeline": {
+                "detector": "library default (emolib.faces.find_faces)",
+                "detect_interval_s": DETECT_INTERVAL_S,
+                "detect_max_side": DETECT_MAX_SIDE,
+                "steps": "decode, detect, track, classify (batched over 16 frames), smooth, write "
+                "frames.csv + tracks.json + timeline PNG (+ annotated.mp4)",
+            },
             "decode_only_frames_per_s": round(decode, 1),
-            "speed": speed, "speed_annotated": annotated, "memory": memory,
+            "speed": speed,
+            "speed_annotated": annotated,
+            "memory": memory,
             "targets": {
-                "video_ge_30_fps": {"pass": speed["frames_per_s"] >= TARGET_FPS, "value": speed["frames_per_s"],
-                                    "threshold": TARGET_FPS, "op": ">=",
-                                    "what": "end-to-end frames/s, 640x480 clip, CNN, default detector"},
-                "video_memory_flat": {"pass": memory["flat"], "value": memory["growth_second_half_mb"],
-                                      "threshold": FLAT_MB, "op": "<",
-                                      "what": f"RSS growth (MiB) over the second half of a {memory_s:.0f} s clip"},
+                "video_ge_30_fps": {
+                    "pass": speed["frames_per_s"] >= TARGET_FPS,
+                    "value": speed["frames_per_s"],
+                    "threshold": TARGET_FPS,
+                    "op": ">=",
+                    "what": "end-to-end frames/s, 640x480 clip, CNN, default detector",
+                },
+                "video_memory_flat": {
+                    "pass": memory["flat"],
+                    "value": memory["growth_second_half_mb"],
+                    "threshold": FLAT_MB,
+                    "op": "<",
+                    "what": f"RSS growth (MiB) over the second half of a {memory_s:.0f} s clip",
+                },
             },
         }
         atomic_write_json(Path(out) / "video.json", result)
@@ -228,15 +272,19 @@ def format_report(r: dict) -> str:
     def mark(x):
         return "PASS" if x["pass"] else "FAIL"
 
-    return "\n".join([
-        f"video ({r['model']}{', untrained stand-in' if r['untrained_stand_in'] else ''}; "
-        f"{r['clip']['width']}x{r['clip']['height']} {FPS:.0f} fps, one face):",
-        f"  end to end {r['speed']['frames_per_s']:.1f} frames/s ({mark(t['video_ge_30_fps'])} >= {TARGET_FPS:.0f}); "
-        f"with --annotate {r['speed_annotated']['frames_per_s']:.1f}; decode alone {r['decode_only_frames_per_s']:.0f}",
-        f"  memory over {m['clip_seconds']:.0f} s ({m['frames']} frames, {m['frames_per_s']:.1f} frames/s): RSS "
-        f"{m['rss_start_mb']} -> {m['rss_middle_mb']} -> {m['rss_end_mb']} MiB, peak {m['rss_peak_mb']} "
-        f"({mark(t['video_memory_flat'])}: second half +{m['growth_second_half_mb']} MiB < {FLAT_MB:.0f})",
-    ])
+    return "\n".join(
+        [
+            f"video ({r['model']}{', untrained stand-in' if r['untrained_stand_in'] else ''}; "
+            f"{r['clip']['width']}x{r['clip']['height']} {FPS:.0f} fps, one face):",
+            f"  end to end {r['speed']['frames_per_s']:.1f} frames/s "
+            f"({mark(t['video_ge_30_fps'])} >= {TARGET_FPS:.0f}); "
+            f"with --annotate {r['speed_annotated']['frames_per_s']:.1f}; "
+            f"decode alone {r['decode_only_frames_per_s']:.0f}",
+            f"  memory over {m['clip_seconds']:.0f} s ({m['frames']} frames, {m['frames_per_s']:.1f} frames/s): RSS "
+            f"{m['rss_start_mb']} -> {m['rss_middle_mb']} -> {m['rss_end_mb']} MiB, peak {m['rss_peak_mb']} "
+            f"({mark(t['video_memory_flat'])}: second half +{m['growth_second_half_mb']} MiB < {FLAT_MB:.0f})",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

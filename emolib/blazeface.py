@@ -16,6 +16,7 @@ Two models:
 Each detection has a box and six keypoints, in pixels of the image given: the two eyes,
 the nose tip, the mouth centre and the two ear tragions (`KEYPOINTS`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -191,9 +192,12 @@ class BlazeFace:
         # resize before padding: a big photo is never copied at full size
         small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         off_x, off_y = (self.side - nw) // 2, (self.side - nh) // 2
-        square = np.zeros((self.side, self.side), np.float32) if small.ndim == 2 else \
-            np.zeros((self.side, self.side, 3), np.float32)
-        square[off_y:off_y + nh, off_x:off_x + nw] = small
+        square = (
+            np.zeros((self.side, self.side), np.float32)
+            if small.ndim == 2
+            else np.zeros((self.side, self.side, 3), np.float32)
+        )
+        square[off_y : off_y + nh, off_x : off_x + nw] = small
         if square.ndim == 2:  # gray photos: the same values in R, G and B
             square = np.repeat(square[:, :, None], 3, axis=2)
         return square[None] / 127.5 - 1.0, scale, float(off_x), float(off_y)
@@ -230,8 +234,9 @@ class BlazeFace:
             pts = (pts * self.side - offset) / scale
             x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
             if x1 > x0 and y1 > y0:
-                found.append(Detection((float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
-                                       pts.astype(np.float32), score))
+                found.append(
+                    Detection((float(x0), float(y0), float(x1 - x0), float(y1 - y0)), pts.astype(np.float32), score)
+                )
         return found
 
 
@@ -263,7 +268,7 @@ def detect(image: np.ndarray, passes: tuple[tuple[str, float], ...] = PASSES) ->
     return best
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(model: str = "short") -> BlazeFace:
     """The BlazeFace model, loaded once per process."""
     return BlazeFace(model)

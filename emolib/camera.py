@@ -16,13 +16,15 @@ checks) and dropped once answered: nothing is written to disk. The live timeline
 probabilities of the largest face of each answered frame for the last minute (`Timeline`) and
 is sent to the browser as a small SVG about once a second.
 """
+
 from __future__ import annotations
 
 import html
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,12 +55,16 @@ CSS = """
 def _status_message(status: str, n_faces: int) -> str:
     if status == STATUS_OK:
         return f"{n_faces} face(s)"
-    return {STATUS_NO_FACE: "no face found in the frame", STATUS_BLANK: "the frame is blank (camera covered?)",
-            STATUS_BUSY: "a frame is already being analysed: this one was dropped"}.get(status, status)
+    return {
+        STATUS_NO_FACE: "no face found in the frame",
+        STATUS_BLANK: "the frame is blank (camera covered?)",
+        STATUS_BUSY: "a frame is already being analysed: this one was dropped",
+    }.get(status, status)
 
 
-def analyse_frame(data: bytes, predictor, *, faces: str = "on", max_bytes: int = MAX_FRAME_BYTES,
-                  max_pixels: int = MAX_FRAME_PIXELS) -> dict:
+def analyse_frame(
+    data: bytes, predictor, *, faces: str = "on", max_bytes: int = MAX_FRAME_BYTES, max_pixels: int = MAX_FRAME_PIXELS
+) -> dict:
     """One camera frame (JPEG/PNG bytes) -> {"status", "width", "height", "faces": [...], "classes"}.
 
     Each face is {"box": [x, y, w, h] in pixels of the frame, "emotion", "confidence", "probs": {class: p}},
@@ -72,8 +78,13 @@ def analyse_frame(data: bytes, predictor, *, faces: str = "on", max_bytes: int =
     from .images import near_blank, read_image
     from .uploads import Limits, UploadRefused, decode_upload
 
-    out: dict[str, Any] = {"status": STATUS_OK, "width": None, "height": None, "faces": [],
-                           "classes": list(getattr(predictor, "classes", ()))}
+    out: dict[str, Any] = {
+        "status": STATUS_OK,
+        "width": None,
+        "height": None,
+        "faces": [],
+        "classes": list(getattr(predictor, "classes", ())),
+    }
     if not isinstance(data, (bytes, bytearray, memoryview)):
         out["status"] = f"unreadable: no frame bytes ({type(data).__name__})"
         return out
@@ -102,8 +113,14 @@ def analyse_frame(data: bytes, predictor, *, faces: str = "on", max_bytes: int =
     for (box, _), p in zip(found, probs):
         k = int(np.argmax(p))
         b = [int(v) for v in box] if box is not None else [0, 0, int(w), int(h)]
-        rows.append({"box": b, "emotion": classes[k], "confidence": float(p[k]),
-                     "probs": {c: float(v) for c, v in zip(classes, p)}})
+        rows.append(
+            {
+                "box": b,
+                "emotion": classes[k],
+                "confidence": float(p[k]),
+                "probs": {c: float(v) for c, v in zip(classes, p)},
+            }
+        )
     out["faces"] = sorted(rows, key=lambda r: -r["box"][2] * r["box"][3])
     return out
 
@@ -143,16 +160,22 @@ class Timeline:
             if not segments or t - segments[-1][-1][0] > self.gap_s:
                 segments.append([])
             segments[-1].append((t, probs))
-        parts = [f'<svg class="emolib-timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-                 f'font-family="sans-serif" font-size="10">',
-                 f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#bbb"/>']
+        parts = [
+            f'<svg class="emolib-timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'font-family="sans-serif" font-size="10">',
+            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#bbb"/>',
+        ]
         for p in (0.5,):
-            parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph * (1 - p)}" y2="{top + ph * (1 - p)}" '
-                         f'stroke="#ddd"/>')
-        parts.append(f'<text x="{left - 4}" y="{top + 4}" text-anchor="end">1</text>'
-                     f'<text x="{left - 4}" y="{top + ph}" text-anchor="end">0</text>'
-                     f'<text x="{left}" y="{height - 5}">-{self.window_s:g} s</text>'
-                     f'<text x="{left + pw}" y="{height - 5}" text-anchor="end">now</text>')
+            parts.append(
+                f'<line x1="{left}" x2="{left + pw}" y1="{top + ph * (1 - p)}" y2="{top + ph * (1 - p)}" '
+                f'stroke="#ddd"/>'
+            )
+        parts.append(
+            f'<text x="{left - 4}" y="{top + 4}" text-anchor="end">1</text>'
+            f'<text x="{left - 4}" y="{top + ph}" text-anchor="end">0</text>'
+            f'<text x="{left}" y="{height - 5}">-{self.window_s:g} s</text>'
+            f'<text x="{left + pw}" y="{height - 5}" text-anchor="end">now</text>'
+        )
         for k, c in enumerate(self.classes):
             colour = COLOURS[k % len(COLOURS)]
             for seg in segments:
@@ -162,11 +185,15 @@ class Timeline:
                     parts.append(f'<circle cx="{x}" cy="{y}" r="1.5" fill="{colour}"/>')
                 else:
                     parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{pts}"/>')
-            parts.append(f'<rect x="{left + pw + 10}" y="{top + 4 + 14 * k}" width="10" height="3" fill="{colour}"/>'
-                         f'<text x="{left + pw + 24}" y="{top + 8 + 14 * k}">{html.escape(c)}</text>')
+            parts.append(
+                f'<rect x="{left + pw + 10}" y="{top + 4 + 14 * k}" width="10" height="3" fill="{colour}"/>'
+                f'<text x="{left + pw + 24}" y="{top + 8 + 14 * k}">{html.escape(c)}</text>'
+            )
         if not self.points:
-            parts.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#888">'
-                         f'no face in the last {self.window_s:g} s</text>')
+            parts.append(
+                f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#888">'
+                f"no face in the last {self.window_s:g} s</text>"
+            )
         parts.append("</svg>")
         return "".join(parts)
 
@@ -181,8 +208,15 @@ class FrameHandler:
     the next frame.
     """
 
-    def __init__(self, predictor, *, faces: str = "on", clock: Callable[[], float] = time.monotonic,
-                 timeline_s: float = TIMELINE_S, timeline_every_s: float = TIMELINE_EVERY_S):
+    def __init__(
+        self,
+        predictor,
+        *,
+        faces: str = "on",
+        clock: Callable[[], float] = time.monotonic,
+        timeline_s: float = TIMELINE_S,
+        timeline_every_s: float = TIMELINE_EVERY_S,
+    ):
         self._predictor = predictor
         self.faces = faces
         self.clock = clock
@@ -209,8 +243,18 @@ class FrameHandler:
         self.counts["frames"] += 1
         if self.busy:
             self.counts["busy"] += 1
-            return {"type": "result", "seq": seq, "status": STATUS_BUSY, "message": _status_message(STATUS_BUSY, 0),
-                    "faces": [], "width": None, "height": None, "classes": [], "ms": 0.0, "panel_html": ""}
+            return {
+                "type": "result",
+                "seq": seq,
+                "status": STATUS_BUSY,
+                "message": _status_message(STATUS_BUSY, 0),
+                "faces": [],
+                "width": None,
+                "height": None,
+                "classes": [],
+                "ms": 0.0,
+                "panel_html": "",
+            }
         self.busy = True
         t0 = time.perf_counter()
         try:
@@ -219,10 +263,20 @@ class FrameHandler:
                 res = analyse_frame(data, pred, faces=self.faces)
             except Exception as e:  # noqa: BLE001 - a widget callback must not raise (the page would hang)
                 pred = None
-                res = {"status": f"error: {type(e).__name__}: {e}", "faces": [], "width": None, "height": None,
-                       "classes": []}
-            msg = {"type": "result", "seq": seq, **res, "message": _status_message(res["status"], len(res["faces"])),
-                   "ms": round(1000 * (time.perf_counter() - t0), 1)}
+                res = {
+                    "status": f"error: {type(e).__name__}: {e}",
+                    "faces": [],
+                    "width": None,
+                    "height": None,
+                    "classes": [],
+                }
+            msg = {
+                "type": "result",
+                "seq": seq,
+                **res,
+                "message": _status_message(res["status"], len(res["faces"])),
+                "ms": round(1000 * (time.perf_counter() - t0), 1),
+            }
             msg["panel_html"] = self._panel_html(msg)
             if pred is not None:
                 self._timeline_update(pred, msg)
@@ -251,8 +305,10 @@ class FrameHandler:
 
         if not msg["faces"]:
             return f'<div class="emolib-camera-none" style="color:#777">{html.escape(msg["message"])}</div>'
-        return "".join(prob_bars_html(f["probs"], title=f"face {i}: {f['emotion']} ({100 * f['confidence']:.0f}%)")
-                       for i, f in enumerate(msg["faces"][:4]))
+        return "".join(
+            prob_bars_html(f["probs"], title=f"face {i}: {f['emotion']} ({100 * f['confidence']:.0f}%)")
+            for i, f in enumerate(msg["faces"][:4])
+        )
 
 
 def _anywidget():

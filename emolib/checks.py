@@ -4,6 +4,7 @@ FER2013 is known to hold byte-identical duplicates (some across train and test),
 near-identical re-crops, and near-blank images. `run_checks` finds them; the EDA
 shows them and `make all` writes them to `reports/data_checks.json`.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -36,13 +37,12 @@ def _popcount(x: np.ndarray) -> np.ndarray:
     return table[x.view(np.uint8).reshape(*x.shape, 8)].sum(-1)
 
 
-def near_duplicate_pairs(hashes: np.ndarray, max_bits: int = NEAR_DUPLICATE_MAX_BITS,
-                         block: int = 2048) -> np.ndarray:
+def near_duplicate_pairs(hashes: np.ndarray, max_bits: int = NEAR_DUPLICATE_MAX_BITS, block: int = 2048) -> np.ndarray:
     """All index pairs (i < j) whose hashes differ in at most `max_bits` bits, shape (P, 2)."""
     pairs = []
     n = len(hashes)
     for start in range(0, n, block):
-        rows = hashes[start:start + block]
+        rows = hashes[start : start + block]
         dist = _popcount(rows[:, None] ^ hashes[None, start:])
         i, j = np.nonzero(dist <= max_bits)
         keep = j > i  # j is offset by `start`, i by `start` too: compare within the block frame
@@ -102,8 +102,14 @@ def _summarise_groups(frame: pd.DataFrame, groups: list[list[int]]) -> dict:
     }
 
 
-def run_checks(frame: pd.DataFrame, pixels: np.ndarray, problems: list[dict] | None = None, *,
-               near_max_bits: int = NEAR_DUPLICATE_MAX_BITS, blank_max_std: float = BLANK_MAX_STD) -> dict:
+def run_checks(
+    frame: pd.DataFrame,
+    pixels: np.ndarray,
+    problems: list[dict] | None = None,
+    *,
+    near_max_bits: int = NEAR_DUPLICATE_MAX_BITS,
+    blank_max_std: float = BLANK_MAX_STD,
+) -> dict:
     """Check a dataset. `frame` needs path/label/split/md5 columns aligned with `pixels`.
 
     Returns a JSON-ready dict with sections exact_duplicates, near_duplicates,
@@ -146,7 +152,7 @@ def run_checks(frame: pd.DataFrame, pixels: np.ndarray, problems: list[dict] | N
     splits = frame["split"].to_numpy()
     report["near_duplicates"] = {
         "method": f"perceptual hash (imagehash.phash, 64 bits) differing in <= {near_max_bits} bits; "
-                  "exact duplicates and near-blank images excluded",
+        "exact duplicates and near-blank images excluded",
         "pairs": int(len(pairs)),
         "cross_split_pairs": int((splits[pairs[:, 0]] != splits[pairs[:, 1]]).sum()) if len(pairs) else 0,
         "conflicting_label_pairs": int((labels[pairs[:, 0]] != labels[pairs[:, 1]]).sum()) if len(pairs) else 0,

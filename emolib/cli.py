@@ -7,6 +7,7 @@
 Exit status: 0 when something was processed, 1 when nothing could be (no images found,
 every file unreadable, a missing or broken model), 2 for a wrong command line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,9 @@ import io
 import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 PROG = "emolib"
 EXAMPLES = """\
@@ -61,10 +63,19 @@ def _nonneg_int(text: str) -> int:
 
 def _add_inference_options(parser: argparse.ArgumentParser, model_help: str) -> None:
     """The options `predict` and `evaluate` share: which model, batch size, TTA, progress bar."""
-    parser.add_argument("--model", default=None, metavar="DIR",
-                        help=model_help + "; default: the model shipped with emolib (see README: Default model)")
-    parser.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
-                        help="faces per forward pass of the network (default: 64)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="DIR",
+        help=model_help + "; default: the model shipped with emolib (see README: Default model)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="faces per forward pass of the network (default: 64)",
+    )
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: average with the mirrored face")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -91,22 +102,37 @@ def _add_video_options(parser: argparse.ArgumentParser) -> None:
     from .video import DETECT_INTERVAL_S, SMOOTHING_S
 
     g = parser.add_argument_group(
-        "videos", "Each video gets a folder OUT/<clip name>/ with frames.csv (one row per face per sampled frame: "
-                  "path, frame, time_s, track, x, y, w, h, status, emotion, confidence, p_<class>..., smoothed; "
-                  "raw_emotion, raw_p_<class>... per frame), tracks.json (per-track summary), "
-                  "timeline_track<id>.png and, with --annotate, annotated.mp4. Faces are always searched for.")
+        "videos",
+        "Each video gets a folder OUT/<clip name>/ with frames.csv (one row per face per sampled frame: "
+        "path, frame, time_s, track, x, y, w, h, status, emotion, confidence, p_<class>..., smoothed; "
+        "raw_emotion, raw_p_<class>... per frame), tracks.json (per-track summary), "
+        "timeline_track<id>.png and, with --annotate, annotated.mp4. Faces are always searched for.",
+    )
     sample = g.add_mutually_exclusive_group()
     sample.add_argument("--every", type=_positive_int, metavar="N", help="use every N-th frame (default: every frame)")
     sample.add_argument("--fps", type=_positive_float, metavar="F", help="use about F frames per second of video")
-    g.add_argument("--out", metavar="DIR", help="folder for the videos' outputs (default: emolib_video/ next to "
-                                                 "--csv, else ./emolib_video/)")
+    g.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder for the videos' outputs (default: emolib_video/ next to --csv, else ./emolib_video/)",
+    )
     g.add_argument("--annotate", action="store_true", help="also write annotated.mp4 (boxes, labels, probability bars)")
-    g.add_argument("--smoothing", type=_nonneg_float, default=SMOOTHING_S, metavar="S",
-                   help=f"time constant in seconds of each face's moving average of probabilities; 0 = none "
-                        f"(default: {SMOOTHING_S})")
-    g.add_argument("--detect-interval", type=_nonneg_float, default=DETECT_INTERVAL_S, metavar="S",
-                   help=f"run the face detector every S seconds of video and track faces in between; 0 = on "
-                        f"every sampled frame (default: {DETECT_INTERVAL_S})")
+    g.add_argument(
+        "--smoothing",
+        type=_nonneg_float,
+        default=SMOOTHING_S,
+        metavar="S",
+        help=f"time constant in seconds of each face's moving average of probabilities; 0 = none "
+        f"(default: {SMOOTHING_S})",
+    )
+    g.add_argument(
+        "--detect-interval",
+        type=_nonneg_float,
+        default=DETECT_INTERVAL_S,
+        metavar="S",
+        help=f"run the face detector every S seconds of video and track faces in between; 0 = on "
+        f"every sampled frame (default: {DETECT_INTERVAL_S})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Facial emotion recognition with a trained emolib model: predict emotions in\n"
-                    "photos or face crops, evaluate on a labelled folder, export to TFLite or ONNX.\n"
-                    "Run 'emolib COMMAND --help' for the options of each command.",
+        "photos or face crops, evaluate on a labelled folder, export to TFLite or ONNX.\n"
+        "Run 'emolib COMMAND --help' for the options of each command.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -125,37 +151,46 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, title="commands")
 
     model_help = "trained model directory with model.keras and model.json (e.g. reports/models/cnn)"
-    faces_help = ("face handling: 'auto' uses small square images (<=128 px, e.g. 48x48 crops) whole and "
-                  "searches larger photos for faces (with --detector, where the command has it); 'on' always searches; "
-                  "'off' uses every image whole")
+    faces_help = (
+        "face handling: 'auto' uses small square images (<=128 px, e.g. 48x48 crops) whole and "
+        "searches larger photos for faces (with --detector, where the command has it); 'on' always searches; "
+        "'off' uses every image whole"
+    )
 
     p = sub.add_parser(
-        "predict", help="predict the emotion of every face in images or folders",
+        "predict",
+        help="predict the emotion of every face in images or folders",
         description="Predict the emotion of every face in the given images; folders are searched "
-                    "recursively for image files (links to folders are not followed). One output row per "
-                    "face, or one status row per file without a usable face.",
+        "recursively for image files (links to folders are not followed). One output row per "
+        "face, or one status row per file without a usable face.",
         epilog="CSV columns: path, face, x, y, w, h, status, emotion, confidence, p_<class>... "
-               "(face counts from 0 left to right; x, y, w, h are empty where the whole image was used). "
-               "status: 'ok'; 'no_face' (none detected); 'blank' (a near-blank image or crop, pixel std <= 4 "
-               "grey levels, e.g. a white frame or a fully transparent PNG: no emotion given); "
-               "'unreadable: <reason>'.",
+        "(face counts from 0 left to right; x, y, w, h are empty where the whole image was used). "
+        "status: 'ok'; 'no_face' (none detected); 'blank' (a near-blank image or crop, pixel std <= 4 "
+        "grey levels, e.g. a white frame or a fully transparent PNG: no emotion given); "
+        "'unreadable: <reason>'.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image and video files and/or folders")
     p.add_argument("--csv", metavar="OUT", help="write one row per face to this CSV file (atomically)")
     p.add_argument("--faces", choices=("auto", "on", "off"), default="auto", help=faces_help + " (default: auto)")
-    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
-                   help="face detector: 'blazeface' (neural, landmarks: crops framed like FER2013, eyes levelled) "
-                        f"or 'haar' (OpenCV's cascade, box + 20%% margin) (default: {DEFAULT_DETECTOR})")
-    p.add_argument("--no-align", action="store_true",
-                   help="do not rotate faces to level the eyes (blazeface; haar never aligns)")
+    p.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        default=DEFAULT_DETECTOR,
+        help="face detector: 'blazeface' (neural, landmarks: crops framed like FER2013, eyes levelled) "
+        f"or 'haar' (OpenCV's cascade, box + 20%% margin) (default: {DEFAULT_DETECTOR})",
+    )
+    p.add_argument(
+        "--no-align", action="store_true", help="do not rotate faces to level the eyes (blazeface; haar never aligns)"
+    )
     _add_inference_options(p, model_help)
     _add_video_options(p)
 
     e = sub.add_parser(
-        "evaluate", help="accuracy, macro-F1 and more on a labelled folder",
+        "evaluate",
+        help="accuracy, macro-F1 and more on a labelled folder",
         description="Evaluate a model on DATA laid out as DATA/<class>/*.png. Folder names are normalised "
-                    "('Anger' -> 'angry'); folders of classes the model does not know are reported and "
-                    "skipped. Images are used whole (face crops) unless --faces is given.",
+        "('Anger' -> 'angry'); folders of classes the model does not know are reported and "
+        "skipped. Images are used whole (face crops) unless --faces is given.",
     )
     e.add_argument("--data", required=True, metavar="DIR", help="labelled folder with one sub-folder per class")
     e.add_argument("--json", metavar="OUT", help="write the metrics as JSON to this file (atomically)")
@@ -163,24 +198,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inference_options(e, model_help)
 
     x = sub.add_parser(
-        "export", help="export to TFLite (float32, float16, int8) or ONNX",
+        "export",
+        help="export to TFLite (float32, float16, int8) or ONNX",
         description="Export model.keras to a TFLite or ONNX file that takes raw grayscale pixels "
-                    "(N, S, S, 1) float32 0..255 and returns class probabilities, like the Keras model.",
+        "(N, S, S, 1) float32 0..255 and returns class probabilities, like the Keras model.",
         epilog="int8: with --data, full integer quantization calibrated on up to 200 images of that folder "
-               "(float32 input/output kept); without --data, dynamic-range quantization (int8 weights, "
-               "float activations), which needs no calibration images. ONNX is float32 only and needs "
-               "tf2onnx, onnx (and onnxruntime to run it).",
+        "(float32 input/output kept); without --data, dynamic-range quantization (int8 weights, "
+        "float activations), which needs no calibration images. ONNX is float32 only and needs "
+        "tf2onnx, onnx (and onnxruntime to run it).",
     )
     x.add_argument("--model", required=True, metavar="DIR", help=model_help)
     x.add_argument("--format", choices=("tflite", "onnx"), default="tflite", help="output format (default: tflite)")
-    x.add_argument("--quantize", choices=("none", "float16", "int8"), default="none",
-                   help="TFLite weight/activation precision (default: none = float32)")
-    x.add_argument("--out", metavar="PATH",
-                   help="output file (default: DIR/model.tflite, DIR/model_<quantize>.tflite or DIR/model.onnx)")
+    x.add_argument(
+        "--quantize",
+        choices=("none", "float16", "int8"),
+        default="none",
+        help="TFLite weight/activation precision (default: none = float32)",
+    )
+    x.add_argument(
+        "--out",
+        metavar="PATH",
+        help="output file (default: DIR/model.tflite, DIR/model_<quantize>.tflite or DIR/model.onnx)",
+    )
     x.add_argument("--data", metavar="DIR", help="images for int8 calibration (and for the agreement check)")
-    x.add_argument("--check", type=_nonneg_int, default=32, metavar="N",
-                   help="compare the exported file with Keras on N images (from --data, else random); 0 skips "
-                        "(default: 32)")
+    x.add_argument(
+        "--check",
+        type=_nonneg_int,
+        default=32,
+        metavar="N",
+        help="compare the exported file with Keras on N images (from --data, else random); 0 skips (default: 32)",
+    )
     return parser
 
 
@@ -238,9 +285,12 @@ def _load(model_dir: str | None, tta: bool = False):
         raise CliError(str(e)) from None
     if model_dir is None:
         other = "; faces showing none of them: 'other'" if predictor.other_threshold is not None else ""
-        print(f"{PROG}: no --model given: using the default model ({predictor.model_name}: "
-              f"{'/'.join(predictor.classes)}, trained on FER2013{other}; {predictor.backend.name} backend); "
-              "--model DIR for your own", file=sys.stderr)
+        print(
+            f"{PROG}: no --model given: using the default model ({predictor.model_name}: "
+            f"{'/'.join(predictor.classes)}, trained on FER2013{other}; {predictor.backend.name} backend); "
+            "--model DIR for your own",
+            file=sys.stderr,
+        )
     return predictor
 
 
@@ -309,11 +359,19 @@ def cmd_predict(args) -> int:
         for p, reason in skipped[:MAX_LISTED]:
             print(f"  {_shown(p)}: {reason}", file=sys.stderr)
         given = ", ".join(_shown(p) for p in args.paths)
-        raise CliError(f"no images to predict in {given} (image extensions: .jpg .jpeg .png .bmp .gif .tif .webp ...; "
-                       "videos: .mp4 .avi .mov .mkv .webm .m4v .mpg ...)")
+        raise CliError(
+            f"no images to predict in {given} (image extensions: .jpg .jpeg .png .bmp .gif .tif .webp ...; "
+            "videos: .mp4 .avi .mov .mkv .webm .m4v .mpg ...)"
+        )
     predictor = _load(args.model, tta=args.tta)
-    rows = predictor.predict_batch([str(p) for p in paths], faces=args.faces, batch_size=args.batch_size,
-                                   progress=not args.no_progress, detector=args.detector, align=not args.no_align)
+    rows = predictor.predict_batch(
+        [str(p) for p in paths],
+        faces=args.faces,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        detector=args.detector,
+        align=not args.no_align,
+    )
     classes = predictor.classes
     videos_done = _predict_videos(args, predictor, videos) if videos else 0
     if args.csv and (paths or not videos):
@@ -341,9 +399,13 @@ def cmd_predict(args) -> int:
 
     files_ok = len({r.path for r in ok})
     if paths or not videos:
-        print(f"{predictor.model_name}: {len(paths)} file(s), {len(ok)} face(s) in {files_ok} file(s), "
-              f"{len(no_face)} without a face, " + (f"{len(blank)} blank, " if blank else "")
-              + f"{len(unreadable)} unreadable", file=out)
+        print(
+            f"{predictor.model_name}: {len(paths)} file(s), {len(ok)} face(s) in {files_ok} file(s), "
+            f"{len(no_face)} without a face, "
+            + (f"{len(blank)} blank, " if blank else "")
+            + f"{len(unreadable)} unreadable",
+            file=out,
+        )
     if ok:
         counts = collections.Counter(r.emotion for r in ok)
         print("emotions: " + ", ".join(f"{c} {counts[c]}" for c in (*classes, "other") if counts[c]), file=out)
@@ -354,8 +416,11 @@ def cmd_predict(args) -> int:
     if args.csv and (paths or not videos):
         print(f"wrote {_shown(args.csv)} ({len(rows)} rows)", file=out)
     elif args.csv:
-        print(f"--csv {_shown(args.csv)}: not written, no photos among the inputs (each video's rows are in its "
-              "frames.csv)", file=out)
+        print(
+            f"--csv {_shown(args.csv)}: not written, no photos among the inputs (each video's rows are in its "
+            "frames.csv)",
+            file=out,
+        )
     if not ok and not no_face and not blank and not videos_done:
         raise CliError("nothing could be processed: every file was unreadable")
     return 0
@@ -385,9 +450,19 @@ def _predict_videos(args, predictor, videos: list[Path]) -> int:
         used.add(name.lower())
         folder = root / name
         try:
-            r = predict_video(predictor, path, every=args.every, fps=args.fps, detector=getattr(args, "detector", None),
-                              smoothing_s=args.smoothing, detect_interval_s=args.detect_interval, out_dir=folder,
-                              annotate=args.annotate, keep_rows=False, progress=not args.no_progress)
+            r = predict_video(
+                predictor,
+                path,
+                every=args.every,
+                fps=args.fps,
+                detector=getattr(args, "detector", None),
+                smoothing_s=args.smoothing,
+                detect_interval_s=args.detect_interval,
+                out_dir=folder,
+                annotate=args.annotate,
+                keep_rows=False,
+                progress=not args.no_progress,
+            )
         except OSError as e:
             failed.append((_shown(path), f"cannot write its outputs in {_shown(folder)} ({e.strerror or e})"))
             continue
@@ -395,12 +470,18 @@ def _predict_videos(args, predictor, videos: list[Path]) -> int:
             failed.append((_shown(path), r.status.split(": ", 1)[-1]))
             continue
         done += 1
-        print(f"{_shown(path)}: {r.status}, {r.frames_sampled} of {r.frames_read} frames used, "
-              f"{len(r.tracks)} track(s), {r.frames_read / max(r.elapsed_s, 1e-9):.0f} frames/s", file=out)
+        print(
+            f"{_shown(path)}: {r.status}, {r.frames_sampled} of {r.frames_read} frames used, "
+            f"{len(r.tracks)} track(s), {r.frames_read / max(r.elapsed_s, 1e-9):.0f} frames/s",
+            file=out,
+        )
         for t in sorted(r.tracks, key=lambda t: -t["seconds_classified"])[:5]:
             share = t["emotion_share"][t["dominant_emotion"]]
-            print(f"  track {t['track']}: {t['dominant_emotion']} {share:.0%} of {t['seconds_classified']:.1f} s "
-                  f"({t['first_s']:.1f}-{t['last_s']:.1f} s)", file=out)
+            print(
+                f"  track {t['track']}: {t['dominant_emotion']} {share:.0%} of {t['seconds_classified']:.1f} s "
+                f"({t['first_s']:.1f}-{t['last_s']:.1f} s)",
+                file=out,
+            )
         if len(r.tracks) > 5:
             print(f"  ... and {len(r.tracks) - 5} shorter track(s)", file=out)
         if r.note:
@@ -465,8 +546,13 @@ def cmd_evaluate(args) -> int:
         raise CliError(f"{root}: no images in folders of the model's classes {classes}")
 
     # A labelled set is scored as published: its near-blank images count too (the data checks report them).
-    rows = predictor.predict_batch([str(p) for p, _ in labelled], faces=args.faces, detect_blank=False,
-                                   batch_size=args.batch_size, progress=not args.no_progress)
+    rows = predictor.predict_batch(
+        [str(p) for p, _ in labelled],
+        faces=args.faces,
+        detect_blank=False,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
     best: dict[str, Any] = {}
     status: dict[str, str] = {}
     for r in rows:
@@ -495,8 +581,11 @@ def cmd_evaluate(args) -> int:
     acc, f1 = metrics["accuracy"], metrics["macro_f1"]  # keys: emolib.metrics.SCHEMA
 
     per_class = collections.Counter(y_true)
-    print(f"{predictor.model_name} on {root}: {len(y_true)} images "
-          f"({', '.join(f'{c} {per_class[i]}' for i, c in enumerate(classes))})", file=out)
+    print(
+        f"{predictor.model_name} on {root}: {len(y_true)} images "
+        f"({', '.join(f'{c} {per_class[i]}' for i, c in enumerate(classes))})",
+        file=out,
+    )
     missing = [c for i, c in enumerate(classes) if not per_class[i]]
     if missing:
         print(f"no test images for: {', '.join(missing)}", file=out)
@@ -507,11 +596,17 @@ def cmd_evaluate(args) -> int:
     if args.json:
         payload = {
             "schema_version": SCHEMA_VERSION,
-            "model_dir": str(predictor.model_dir), "model_name": predictor.model_name, "data_dir": str(root),
-            "classes": classes, "faces": args.faces, "tta": bool(args.tta),
-            "n_images": len(labelled), "n_evaluated": len(y_true),
+            "model_dir": str(predictor.model_dir),
+            "model_name": predictor.model_name,
+            "data_dir": str(root),
+            "classes": classes,
+            "faces": args.faces,
+            "tta": bool(args.tta),
+            "n_images": len(labelled),
+            "n_evaluated": len(y_true),
             "per_class": {c: per_class[i] for i, c in enumerate(classes)},
-            "accuracy": acc, "macro_f1": f1,
+            "accuracy": acc,
+            "macro_f1": f1,
             "ignored_folders": ignored,
             "not_usable": [{"path": p, "status": s} for p, s in unusable],
             "skipped": [{"path": str(p), "reason": r} for p, r in skipped],
@@ -549,8 +644,10 @@ def cmd_export(args) -> int:
         got = ex.exported_predict(info["path"], x)
         agree = float(np.mean(ref.argmax(1) == got.argmax(1)))
         src = "images from --data" if args.data else "random images"
-        print(f"agreement with Keras on {len(x)} {src}: top-1 {agree:.1%}, "
-              f"max |difference in probability| {float(np.abs(ref - got).max()):.2e}")
+        print(
+            f"agreement with Keras on {len(x)} {src}: top-1 {agree:.1%}, "
+            f"max |difference in probability| {float(np.abs(ref - got).max()):.2e}"
+        )
     return 0
 
 

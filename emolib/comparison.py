@@ -12,14 +12,15 @@ named steps: `collect_model_runs`, `single_model_rows`, `ensemble_rows`, `tta_ro
 Per-model predictions and metrics come from `emolib.error_analysis` (saved once, reused).
 The test split is only ever used for reporting: ensemble members are chosen on validation.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,8 @@ TTA_SUFFIX = " + TTA"
 
 #: The columns of comparison.csv / the rows of comparison.json, in order (stable schema).
 COMPARISON_COLUMNS: dict[str, str] = {
-    "model": "row name: a model (cnn, vgg16, resnet50, mobilenetv2), an ensemble, a ' + TTA' variant or the external reference",
+    "model": "row name: a model (cnn, vgg16, resnet50, mobilenetv2), an ensemble, a ' + TTA' variant "
+    "or the external reference",
     "kind": "model | ensemble | model_tta | ensemble_tta | external",
     "members": "models whose probabilities are averaged ('+'-joined; the model itself for single models)",
     "tta": "True when predictions average the image and its horizontal mirror",
@@ -65,7 +67,7 @@ COMPARISON_COLUMNS: dict[str, str] = {
     "training_time_s": "training wall time in seconds (sum over members; empty for the external reference)",
     "epochs": "epochs actually run, all stages (sum over members; empty for the external reference)",
     "inference_ms_per_image": "measured batch inference time per test image in ms (ensembles: sum of members; "
-                              "TTA: twice the single pass)",
+    "TTA: twice the single pass)",
     "weights_used": "imagenet | none | a weights file (per member for ensembles)",
     "note": "how the row was made, and caveats",
 }
@@ -76,9 +78,24 @@ COMPARISON_COLUMNS: dict[str, str] = {
 # --------------------------------------------------------------------------------------
 
 
-def _row(name: str, kind: str, members: Sequence[str], tta: bool, y: np.ndarray, probs: np.ndarray, classes,
-         n_boot: int, seed: int, *, parameters=None, training_time_s=None, epochs=None, inference_ms=None,
-         weights_used=None, note: str = "") -> dict:
+def _row(
+    name: str,
+    kind: str,
+    members: Sequence[str],
+    tta: bool,
+    y: np.ndarray,
+    probs: np.ndarray,
+    classes,
+    n_boot: int,
+    seed: int,
+    *,
+    parameters=None,
+    training_time_s=None,
+    epochs=None,
+    inference_ms=None,
+    weights_used=None,
+    note: str = "",
+) -> dict:
     """One comparison row (`COMPARISON_COLUMNS`) from test probabilities, plus `_per_class` and `_pred`
     (used by the per-class and significance steps, not written)."""
     pred = probs.argmax(axis=1)
@@ -87,14 +104,30 @@ def _row(name: str, kind: str, members: Sequence[str], tta: bool, y: np.ndarray,
     acc_ci = bootstrap_interval(y, pred, "accuracy", n_boot, seed, k)
     f1_ci = bootstrap_interval(y, pred, "macro_f1", n_boot, seed, k)
     return {
-        "model": name, "kind": kind, "members": "+".join(members), "tta": bool(tta), "n_test": int(len(y)),
-        "accuracy": m["accuracy"], "accuracy_ci_low": acc_ci["low"], "accuracy_ci_high": acc_ci["high"],
-        "macro_precision": m["macro_precision"], "macro_recall": m["macro_recall"], "macro_f1": m["macro_f1"],
-        "macro_f1_ci_low": f1_ci["low"], "macro_f1_ci_high": f1_ci["high"],
-        "balanced_accuracy": m["balanced_accuracy"], "ece": m["ece"], "nll": m["nll"],
-        "parameters": parameters, "training_time_s": training_time_s, "epochs": epochs,
-        "inference_ms_per_image": inference_ms, "weights_used": weights_used, "note": note,
-        "_per_class": m["per_class"], "_pred": pred,
+        "model": name,
+        "kind": kind,
+        "members": "+".join(members),
+        "tta": bool(tta),
+        "n_test": int(len(y)),
+        "accuracy": m["accuracy"],
+        "accuracy_ci_low": acc_ci["low"],
+        "accuracy_ci_high": acc_ci["high"],
+        "macro_precision": m["macro_precision"],
+        "macro_recall": m["macro_recall"],
+        "macro_f1": m["macro_f1"],
+        "macro_f1_ci_low": f1_ci["low"],
+        "macro_f1_ci_high": f1_ci["high"],
+        "balanced_accuracy": m["balanced_accuracy"],
+        "ece": m["ece"],
+        "nll": m["nll"],
+        "parameters": parameters,
+        "training_time_s": training_time_s,
+        "epochs": epochs,
+        "inference_ms_per_image": inference_ms,
+        "weights_used": weights_used,
+        "note": note,
+        "_per_class": m["per_class"],
+        "_pred": pred,
     }
 
 
@@ -122,9 +155,21 @@ def reference_row(prepared, classes, y, n_boot, seed):
         ms = 1000.0 * (time.perf_counter() - t0) / max(1, len(x))
     except Exception as e:  # noqa: BLE001 - the comparison must not fail on the reference
         return None, f"external reference skipped: {type(e).__name__}: {e}"
-    row = _row(REFERENCE_LABEL, "external", ["fer_mini_xception"], False, y, probs, classes, n_boot, seed,
-               parameters=int(ref.count_params()), inference_ms=ms, weights_used="fer (FER2013, 7 classes)",
-               note=REFERENCE_NOTE + " Inference time includes resizing to 64x64.")
+    row = _row(
+        REFERENCE_LABEL,
+        "external",
+        ["fer_mini_xception"],
+        False,
+        y,
+        probs,
+        classes,
+        n_boot,
+        seed,
+        parameters=int(ref.count_params()),
+        inference_ms=ms,
+        weights_used="fer (FER2013, 7 classes)",
+        note=REFERENCE_NOTE + " Inference time includes resizing to 64x64.",
+    )
     return row, None
 
 
@@ -145,22 +190,30 @@ class ModelRuns:
 
     def cost(self, members: Sequence[str], tta_factor: float = 1.0) -> dict:
         """Size, training and inference cost of a row made of `members` (sums; None when one is unknown)."""
+
         def get(n, key):
             m = self.metrics[n]
-            return {"parameters": (m.get("params") or {}).get("total"), "training_time_s": m.get("training_time_s"),
-                    "epochs": m.get("epochs"), "inference_ms": m.get("inference_ms_per_image"),
-                    "weights_used": m.get("weights_used")}[key]
+            return {
+                "parameters": (m.get("params") or {}).get("total"),
+                "training_time_s": m.get("training_time_s"),
+                "epochs": m.get("epochs"),
+                "inference_ms": m.get("inference_ms_per_image"),
+                "weights_used": m.get("weights_used"),
+            }[key]
 
         ms = _sum([get(n, "inference_ms") for n in members])
-        return dict(parameters=_sum([get(n, "parameters") for n in members]),
-                    training_time_s=_sum([get(n, "training_time_s") for n in members]),
-                    epochs=_sum([get(n, "epochs") for n in members]),
-                    inference_ms=None if ms is None else ms * tta_factor,
-                    weights_used="+".join(str(get(n, "weights_used")) for n in members))
+        return dict(
+            parameters=_sum([get(n, "parameters") for n in members]),
+            training_time_s=_sum([get(n, "training_time_s") for n in members]),
+            epochs=_sum([get(n, "epochs") for n in members]),
+            inference_ms=None if ms is None else ms * tta_factor,
+            weights_used="+".join(str(get(n, "weights_used")) for n in members),
+        )
 
 
-def collect_model_runs(reports_dir, prepared, names: Sequence[str], *, n_boot: int, seed: int,
-                       include_tta: bool) -> ModelRuns:
+def collect_model_runs(
+    reports_dir, prepared, names: Sequence[str], *, n_boot: int, seed: int, include_tta: bool
+) -> ModelRuns:
     """Per model, metrics.json (evaluated when missing or stale) and the saved val/test probabilities."""
     classes = list(prepared.classes)
     runs = ModelRuns(names=list(names), classes=classes)
@@ -176,15 +229,30 @@ def collect_model_runs(reports_dir, prepared, names: Sequence[str], *, n_boot: i
             _, runs.test_tta[n] = probs_of(preds["test_tta"], classes)
         fp = runs.metrics[n].get("data_fingerprint_of_training")
         if fp and fp != prepared.fingerprint:
-            runs.notes.append(f"{n} was trained on data with fingerprint {fp}, "
-                              f"this comparison uses {prepared.fingerprint}")
+            runs.notes.append(
+                f"{n} was trained on data with fingerprint {fp}, this comparison uses {prepared.fingerprint}"
+            )
     return runs
 
 
 def single_model_rows(runs: ModelRuns, n_boot: int, seed: int) -> list[dict]:
     """One row per model, on its own test probabilities."""
-    return [_row(n, "model", [n], False, runs.y_test, runs.test[n], runs.classes, n_boot, seed, **runs.cost([n]),
-                 note=f"input {runs.metrics[n].get('input_shape')}") for n in runs.names]
+    return [
+        _row(
+            n,
+            "model",
+            [n],
+            False,
+            runs.y_test,
+            runs.test[n],
+            runs.classes,
+            n_boot,
+            seed,
+            **runs.cost([n]),
+            note=f"input {runs.metrics[n].get('input_shape')}",
+        )
+        for n in runs.names
+    ]
 
 
 def ensemble_rows(runs: ModelRuns, n_boot: int, seed: int, subset_metric: str) -> tuple[list[dict], list[str] | None]:
@@ -195,16 +263,39 @@ def ensemble_rows(runs: ModelRuns, n_boot: int, seed: int, subset_metric: str) -
     if len(names) < 2:
         runs.notes.append("only one trained model: no ensemble rows")
         return [], None
-    rows = [_row(ENSEMBLE_ALL, "ensemble", names, False, runs.y_test,
-                 evaluate.ensemble_probs([runs.test[n] for n in names]), classes, n_boot, seed,
-                 **runs.cost(names), note="soft voting (mean probability) of every model")]
+    rows = [
+        _row(
+            ENSEMBLE_ALL,
+            "ensemble",
+            names,
+            False,
+            runs.y_test,
+            evaluate.ensemble_probs([runs.test[n] for n in names]),
+            classes,
+            n_boot,
+            seed,
+            **runs.cost(names),
+            note="soft voting (mean probability) of every model",
+        )
+    ]
     best = evaluate.best_subset({n: runs.val[n] for n in names}, runs.y_val, metric=subset_metric)
     val_score = M.macro_f1(runs.y_val, evaluate.ensemble_probs([runs.val[n] for n in best]).argmax(1), len(classes))
-    rows.append(_row(ENSEMBLE_BEST, "ensemble", best, False, runs.y_test,
-                     evaluate.ensemble_probs([runs.test[n] for n in best]), classes, n_boot, seed,
-                     **runs.cost(best),
-                     note=f"soft voting of {'+'.join(best)}, the subset with the best validation "
-                          f"{subset_metric} ({val_score:.3f}); test never used to choose"))
+    rows.append(
+        _row(
+            ENSEMBLE_BEST,
+            "ensemble",
+            best,
+            False,
+            runs.y_test,
+            evaluate.ensemble_probs([runs.test[n] for n in best]),
+            classes,
+            n_boot,
+            seed,
+            **runs.cost(best),
+            note=f"soft voting of {'+'.join(best)}, the subset with the best validation "
+            f"{subset_metric} ({val_score:.3f}); test never used to choose",
+        )
+    )
     return rows, best
 
 
@@ -213,16 +304,41 @@ def tta_rows(runs: ModelRuns, n_boot: int, seed: int, subset_metric: str) -> tup
 
     Returns (rows, the chosen TTA subset or None)."""
     names, classes = runs.names, runs.classes
-    rows = [_row(n + TTA_SUFFIX, "model_tta", [n], True, runs.y_test, runs.test_tta[n], classes, n_boot, seed,
-                 **runs.cost([n], 2.0), note="mean of the image and its horizontal mirror") for n in names]
+    rows = [
+        _row(
+            n + TTA_SUFFIX,
+            "model_tta",
+            [n],
+            True,
+            runs.y_test,
+            runs.test_tta[n],
+            classes,
+            n_boot,
+            seed,
+            **runs.cost([n], 2.0),
+            note="mean of the image and its horizontal mirror",
+        )
+        for n in names
+    ]
     best_tta = None
     if len(names) >= 2:
         best_tta = evaluate.best_subset({n: runs.val_tta[n] for n in names}, runs.y_val, metric=subset_metric)
-        rows.append(_row(ENSEMBLE_BEST + TTA_SUFFIX, "ensemble_tta", best_tta, True, runs.y_test,
-                         evaluate.ensemble_probs([runs.test_tta[n] for n in best_tta]), classes, n_boot, seed,
-                         **runs.cost(best_tta, 2.0),
-                         note=f"soft voting of the mirror-averaged {'+'.join(best_tta)}, subset chosen on "
-                              f"validation TTA {subset_metric}"))
+        rows.append(
+            _row(
+                ENSEMBLE_BEST + TTA_SUFFIX,
+                "ensemble_tta",
+                best_tta,
+                True,
+                runs.y_test,
+                evaluate.ensemble_probs([runs.test_tta[n] for n in best_tta]),
+                classes,
+                n_boot,
+                seed,
+                **runs.cost(best_tta, 2.0),
+                note=f"soft voting of the mirror-averaged {'+'.join(best_tta)}, subset chosen on "
+                f"validation TTA {subset_metric}",
+            )
+        )
     return rows, best_tta
 
 
@@ -253,8 +369,9 @@ def per_class_winners(rows: Sequence[dict], classes: Sequence[str]) -> dict:
     """Step 7: {f1|precision|recall: {class: {model: value, ..., winner}}} over the single models."""
     per_class = {}
     for metric in ("f1", "precision", "recall"):
-        per_class[metric] = {c: {r["model"]: r["_per_class"][c][metric] for r in rows if r["kind"] == "model"}
-                             for c in classes}
+        per_class[metric] = {
+            c: {r["model"]: r["_per_class"][c][metric] for r in rows if r["kind"] == "model"} for c in classes
+        }
         for c in classes:
             vals = per_class[metric][c]
             per_class[metric][c]["winner"] = max(vals, key=vals.get)
@@ -278,10 +395,19 @@ def write_comparison(reports_dir, table: pd.DataFrame, summary: dict) -> None:
         table.to_csv(tmp, index=False)
 
 
-def comparison_table(reports_dir, prepared, *, models: Iterable[str] | None = None, n_boot: int = 1000,
-                     seed: int = 42, include_reference: bool = True, include_tta: bool = True,
-                     subset_metric: str = "macro_f1", alpha: float = 0.05, write: bool = True
-                     ) -> tuple[pd.DataFrame, dict]:
+def comparison_table(
+    reports_dir,
+    prepared,
+    *,
+    models: Iterable[str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 42,
+    include_reference: bool = True,
+    include_tta: bool = True,
+    subset_metric: str = "macro_f1",
+    alpha: float = 0.05,
+    write: bool = True,
+) -> tuple[pd.DataFrame, dict]:
     """Compare every trained model on the test split.
 
     Rows (in this order): one per model found under `<reports_dir>/models/`
@@ -303,8 +429,10 @@ def comparison_table(reports_dir, prepared, *, models: Iterable[str] | None = No
     reports_dir = Path(reports_dir)
     names = list(find_model_dirs(reports_dir / "models", names=list(models) if models is not None else None))
     if not names:
-        raise FileNotFoundError(f"no trained model under {reports_dir / 'models'} "
-                                f"(looked for {list(models or MODEL_NAMES)}); run the training notebook first")
+        raise FileNotFoundError(
+            f"no trained model under {reports_dir / 'models'} "
+            f"(looked for {list(models or MODEL_NAMES)}); run the training notebook first"
+        )
     runs = collect_model_runs(reports_dir, prepared, names, n_boot=n_boot, seed=seed, include_tta=include_tta)
     rows = single_model_rows(runs, n_boot, seed)
     ens, best = ensemble_rows(runs, n_boot, seed, subset_metric)
@@ -341,8 +469,9 @@ def comparison_table(reports_dir, prepared, *, models: Iterable[str] | None = No
             "matrix_p_holm": json.loads(matrix.to_json(orient="index")) if len(matrix) else {},
         },
         "ranks": ranks,
-        "strengths_weaknesses": _strengths_weaknesses(model_rows, ranks, per_class, pairwise, runs.metrics,
-                                                      runs.classes),
+        "strengths_weaknesses": _strengths_weaknesses(
+            model_rows, ranks, per_class, pairwise, runs.metrics, runs.classes
+        ),
         "reference": reference_info,
         "notes": runs.notes,
         "created": now_iso(),
@@ -355,9 +484,14 @@ def comparison_table(reports_dir, prepared, *, models: Iterable[str] | None = No
 
 def _ranks(model_rows: pd.DataFrame) -> dict:
     """Rank (1 = best) of each model on accuracy, macro-F1, calibration, speed, size, training time."""
-    spec = {"accuracy": ("accuracy", False), "macro_f1": ("macro_f1", False), "calibration": ("ece", True),
-            "speed": ("inference_ms_per_image", True), "size": ("parameters", True),
-            "training_time": ("training_time_s", True)}
+    spec = {
+        "accuracy": ("accuracy", False),
+        "macro_f1": ("macro_f1", False),
+        "calibration": ("ece", True),
+        "speed": ("inference_ms_per_image", True),
+        "size": ("parameters", True),
+        "training_time": ("training_time_s", True),
+    }
     out = {}
     for key, (col, ascending) in spec.items():
         s = pd.to_numeric(model_rows[col], errors="coerce")
@@ -377,12 +511,14 @@ def _strengths_weaknesses(model_rows, ranks, per_class, pairwise, metrics, class
     """Generated from the numbers: what each model does best and worst, relative to the others."""
     names = list(model_rows.index)
     m_count = len(names)
-    labels = {"accuracy": ("most accurate", "least accurate", "accuracy {:.3f}", "accuracy"),
-              "macro_f1": ("best macro-F1", "worst macro-F1", "macro-F1 {:.3f}", "macro_f1"),
-              "calibration": ("best calibrated", "worst calibrated", "ECE {:.3f}", "ece"),
-              "speed": ("fastest", "slowest", "{:.2f} ms/image", "inference_ms_per_image"),
-              "size": ("smallest", "largest", "{} parameters", "parameters"),
-              "training_time": ("quickest to train", "slowest to train", "{:.0f} s training", "training_time_s")}
+    labels = {
+        "accuracy": ("most accurate", "least accurate", "accuracy {:.3f}", "accuracy"),
+        "macro_f1": ("best macro-F1", "worst macro-F1", "macro-F1 {:.3f}", "macro_f1"),
+        "calibration": ("best calibrated", "worst calibrated", "ECE {:.3f}", "ece"),
+        "speed": ("fastest", "slowest", "{:.2f} ms/image", "inference_ms_per_image"),
+        "size": ("smallest", "largest", "{} parameters", "parameters"),
+        "training_time": ("quickest to train", "slowest to train", "{:.0f} s training", "training_time_s"),
+    }
     sig = pd.DataFrame(pairwise)
     out = {}
     for n in names:
@@ -409,19 +545,30 @@ def _strengths_weaknesses(model_rows, ranks, per_class, pairwise, metrics, class
         if gap is not None:
             (strengths if gap >= 0.15 else weaknesses).append(
                 f"confidence gap between correct and wrong predictions {gap:.3f}"
-                + (" (its confidence separates errors well)" if gap >= 0.15 else " (confidence says little about errors)"))
+                + (
+                    " (its confidence separates errors well)"
+                    if gap >= 0.15
+                    else " (confidence says little about errors)"
+                )
+            )
         if m_count > 1 and len(sig):
             top = model_rows["accuracy"].astype(float).idxmax()
             if n != top:
-                pair = sig[((sig["model_a"] == n) & (sig["model_b"] == top)) | ((sig["model_a"] == top) & (sig["model_b"] == n))]
+                pair = sig[
+                    ((sig["model_a"] == n) & (sig["model_b"] == top))
+                    | ((sig["model_a"] == top) & (sig["model_b"] == n))
+                ]
                 if len(pair):
                     p = float(pair["p_holm"].iloc[0])
                     (weaknesses if p < 0.05 else strengths).append(
                         f"{'significantly' if p < 0.05 else 'not significantly'} less accurate than {top} "
-                        f"(McNemar, Holm p = {p:.3g})")
-        summary = (f"{n}: accuracy {float(row['accuracy']):.3f}, macro-F1 {float(row['macro_f1']):.3f}, "
-                   f"ECE {float(row['ece']):.3f}, {_fmt_params(row['parameters'])} parameters, "
-                   f"{float(row['inference_ms_per_image']):.2f} ms/image.")
+                        f"(McNemar, Holm p = {p:.3g})"
+                    )
+        summary = (
+            f"{n}: accuracy {float(row['accuracy']):.3f}, macro-F1 {float(row['macro_f1']):.3f}, "
+            f"ECE {float(row['ece']):.3f}, {_fmt_params(row['parameters'])} parameters, "
+            f"{float(row['inference_ms_per_image']):.2f} ms/image."
+        )
         out[n] = {"strengths": strengths, "weaknesses": weaknesses, "summary": summary}
     return out
 
@@ -433,8 +580,10 @@ def _strengths_weaknesses(model_rows, ranks, per_class, pairwise, metrics, class
 
 def per_class_tables(summary: dict) -> dict[str, pd.DataFrame]:
     """{'f1'|'precision'|'recall': DataFrame (rows = classes, columns = models + winner)}."""
-    return {m: pd.DataFrame(v).T.reindex(summary["classes"])[[*summary["models"], "winner"]]
-            for m, v in summary["per_class"].items()}
+    return {
+        m: pd.DataFrame(v).T.reindex(summary["classes"])[[*summary["models"], "winner"]]
+        for m, v in summary["per_class"].items()
+    }
 
 
 def significance_matrix(summary: dict) -> pd.DataFrame:
@@ -445,8 +594,12 @@ def significance_matrix(summary: dict) -> pd.DataFrame:
 
 def strengths_table(summary: dict) -> pd.DataFrame:
     sw = summary["strengths_weaknesses"]
-    return pd.DataFrame({"strengths": {n: "; ".join(v["strengths"]) for n, v in sw.items()},
-                         "weaknesses": {n: "; ".join(v["weaknesses"]) for n, v in sw.items()}})
+    return pd.DataFrame(
+        {
+            "strengths": {n: "; ".join(v["strengths"]) for n, v in sw.items()},
+            "weaknesses": {n: "; ".join(v["weaknesses"]) for n, v in sw.items()},
+        }
+    )
 
 
 def comparison_reading(table: pd.DataFrame, summary: dict) -> str:
@@ -456,8 +609,10 @@ def comparison_reading(table: pd.DataFrame, summary: dict) -> str:
         lines.append("**SYNTHETIC DATA: the ranking below says nothing about real faces.**")
     own = table[table["kind"].isin(["model", "ensemble", "model_tta", "ensemble_tta"])]
     top = own.loc[own["macro_f1"].astype(float).idxmax()]
-    lines.append(f"* Highest test macro-F1 of this study: **{top['model']}** ({top['macro_f1']:.3f}, 95% CI "
-                 f"{top['macro_f1_ci_low']:.3f}–{top['macro_f1_ci_high']:.3f}; accuracy {top['accuracy']:.3f}).")
+    lines.append(
+        f"* Highest test macro-F1 of this study: **{top['model']}** ({top['macro_f1']:.3f}, 95% CI "
+        f"{top['macro_f1_ci_low']:.3f}–{top['macro_f1_ci_high']:.3f}; accuracy {top['accuracy']:.3f})."
+    )
     models = table[table["kind"] == "model"]
     if len(models) > 1:
         b = models.loc[models["accuracy"].astype(float).idxmax()]
@@ -465,8 +620,10 @@ def comparison_reading(table: pd.DataFrame, summary: dict) -> str:
     sig = pd.DataFrame(summary["significance"]["pairwise"])
     if len(sig):
         n_sig = int(sig["significant"].sum())
-        lines.append(f"* {n_sig} of {len(sig)} pairwise differences are significant at α = "
-                     f"{summary['significance']['alpha']} (exact McNemar, Holm-adjusted).")
+        lines.append(
+            f"* {n_sig} of {len(sig)} pairwise differences are significant at α = "
+            f"{summary['significance']['alpha']} (exact McNemar, Holm-adjusted)."
+        )
     subset = summary["best_subset"].get("members")
     if subset:
         lines.append(f"* The best ensemble on validation uses {', '.join(subset)}.")
@@ -475,8 +632,10 @@ def comparison_reading(table: pd.DataFrame, summary: dict) -> str:
     ref = table[table["kind"] == "external"]
     if len(ref):
         r = ref.iloc[0]
-        lines.append(f"* The external fer mini-Xception scores accuracy {r['accuracy']:.3f} / macro-F1 "
-                     f"{r['macro_f1']:.3f}; it is **not like-for-like** (other training data and classes).")
+        lines.append(
+            f"* The external fer mini-Xception scores accuracy {r['accuracy']:.3f} / macro-F1 "
+            f"{r['macro_f1']:.3f}; it is **not like-for-like** (other training data and classes)."
+        )
     for note in summary.get("notes", []):
         lines.append(f"* Note: {note}")
     return "\n".join(lines)
@@ -487,25 +646,48 @@ def comparison_reading(table: pd.DataFrame, summary: dict) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def _scatter(table: pd.DataFrame, x: str, xlabel: str, title: str, logx: bool,
-             kinds: Sequence[str] = ("model", "ensemble", "external")):
+def _scatter(
+    table: pd.DataFrame,
+    x: str,
+    xlabel: str,
+    title: str,
+    logx: bool,
+    kinds: Sequence[str] = ("model", "ensemble", "external"),
+):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = {"model": "tab:blue", "ensemble": "tab:orange", "model_tta": "tab:cyan", "ensemble_tta": "tab:olive",
-               "external": "tab:grey"}
+    colours = {
+        "model": "tab:blue",
+        "ensemble": "tab:orange",
+        "model_tta": "tab:cyan",
+        "ensemble_tta": "tab:olive",
+        "external": "tab:grey",
+    }
     t = table[table["kind"].isin(kinds)].copy()
     t[x] = pd.to_numeric(t[x], errors="coerce")
     t = t.dropna(subset=[x])
     for kind, part in t.groupby("kind", sort=False):
         acc = part["accuracy"].astype(float)
         err = np.vstack([acc - part["accuracy_ci_low"].astype(float), part["accuracy_ci_high"].astype(float) - acc])
-        ax.errorbar(part[x].astype(float), acc, yerr=np.clip(err, 0, None), fmt="o", capsize=3,
-                    color=colours.get(kind, "black"), label=kind)
+        ax.errorbar(
+            part[x].astype(float),
+            acc,
+            yerr=np.clip(err, 0, None),
+            fmt="o",
+            capsize=3,
+            color=colours.get(kind, "black"),
+            label=kind,
+        )
         for _, r in part.iterrows():
-            ax.annotate(str(r["model"]).replace(" (trained on FER2013, not like-for-like)", "*"),
-                        (float(r[x]), float(r["accuracy"])), fontsize=7, xytext=(4, 3), textcoords="offset points")
+            ax.annotate(
+                str(r["model"]).replace(" (trained on FER2013, not like-for-like)", "*"),
+                (float(r[x]), float(r["accuracy"])),
+                fontsize=7,
+                xytext=(4, 3),
+                textcoords="offset points",
+            )
     if logx and len(t) and (t[x] > 0).all():
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -520,11 +702,13 @@ def plot_accuracy_vs_size(table: pd.DataFrame, kinds: Sequence[str] = ("model", 
     return _scatter(table, "parameters", "parameters (log scale)", "Accuracy vs model size", True, kinds)
 
 
-def plot_accuracy_vs_latency(table: pd.DataFrame,
-                             kinds: Sequence[str] = ("model", "ensemble", "model_tta", "external")):
+def plot_accuracy_vs_latency(
+    table: pd.DataFrame, kinds: Sequence[str] = ("model", "ensemble", "model_tta", "external")
+):
     """Test accuracy (with CI) against batch inference time per image (log scale), for the rows of `kinds`."""
-    return _scatter(table, "inference_ms_per_image", "inference ms / image (log scale)",
-                    "Accuracy vs inference time", True, kinds)
+    return _scatter(
+        table, "inference_ms_per_image", "inference ms / image (log scale)", "Accuracy vs inference time", True, kinds
+    )
 
 
 def plot_significance(matrix: pd.DataFrame, alpha: float = 0.05):
@@ -536,8 +720,17 @@ def plot_significance(matrix: pd.DataFrame, alpha: float = 0.05):
     fig, ax = plt.subplots(figsize=(1.3 * n + 2.5, 1.1 * n + 1.5))
     if len(matrix):
         annot = matrix.map(lambda p: "" if pd.isna(p) else f"{p:.3f}{'*' if p < alpha else ''}")
-        sns.heatmap(matrix.astype(float), annot=annot, fmt="", cmap="viridis_r", vmin=0, vmax=1, ax=ax,
-                    cbar_kws={"label": "Holm-adjusted p"}, mask=matrix.isna())
+        sns.heatmap(
+            matrix.astype(float),
+            annot=annot,
+            fmt="",
+            cmap="viridis_r",
+            vmin=0,
+            vmax=1,
+            ax=ax,
+            cbar_kws={"label": "Holm-adjusted p"},
+            mask=matrix.isna(),
+        )
     ax.set_title(f"Pairwise McNemar (Holm), * = p < {alpha}")
     fig.tight_layout()
     return fig

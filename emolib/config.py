@@ -4,6 +4,7 @@ Notebooks receive these as papermill parameters (`profile`, `classes`, `data_dir
 `seed`) and call `resolve(...)` to get a `RunConfig`; nothing else hard-codes sizes,
 epochs or learning rates.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,18 +38,31 @@ def is_default_data_dir(data_dir: str | Path) -> bool:
     """
     parts = Path(os.path.normpath(str(data_dir))).parts
     default = Path(DEFAULT_DATA_DIR).parts
-    return parts[-len(default):] == default
+    return parts[-len(default) :] == default
+
 
 # Spellings seen in other emotion datasets (RAF-DB, AffectNet, CK+, FER+), mapped
 # onto the FER2013 names.
 CLASS_ALIASES: dict[str, str] = {
-    "anger": "angry", "angry": "angry", "mad": "angry",
-    "disgust": "disgust", "disgusted": "disgust", "contempt": "contempt",
-    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
-    "happy": "happy", "happiness": "happy", "joy": "happy",
-    "neutral": "neutral", "calm": "neutral",
-    "sad": "sad", "sadness": "sad",
-    "surprise": "surprise", "surprised": "surprise",
+    "anger": "angry",
+    "angry": "angry",
+    "mad": "angry",
+    "disgust": "disgust",
+    "disgusted": "disgust",
+    "contempt": "contempt",
+    "fear": "fear",
+    "fearful": "fear",
+    "afraid": "fear",
+    "scared": "fear",
+    "happy": "happy",
+    "happiness": "happy",
+    "joy": "happy",
+    "neutral": "neutral",
+    "calm": "neutral",
+    "sad": "sad",
+    "sadness": "sad",
+    "surprise": "surprise",
+    "surprised": "surprise",
 }
 
 
@@ -102,8 +116,9 @@ class Stage:
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"stage {self.name!r}: lr_schedule must be one of {LR_SCHEDULES}, "
-                             f"got {self.lr_schedule!r}")
+            raise ValueError(
+                f"stage {self.name!r}: lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
+            )
 
 
 # The paper-grade schedules (profile `full`), as the seed study ran them.
@@ -151,7 +166,7 @@ class Profile:
     # the heavy backbones need them to fit a CPU budget. Shown in the training notebook.
     model_overrides: dict = field(default_factory=dict, hash=False, compare=False)
 
-    def for_model(self, model_name: str) -> "Profile":
+    def for_model(self, model_name: str) -> Profile:
         """This profile with the model's overrides applied."""
         return dataclasses.replace(self, **self.model_overrides.get(model_name, {}), model_overrides={})
 
@@ -159,8 +174,9 @@ class Profile:
         """The full schedule with epochs scaled for this profile."""
         stages = FULL_SCHEDULES[model_name]
         return tuple(
-            dataclasses.replace(s, epochs=max(self.min_epochs, round(s.epochs * self.epoch_scale)),
-                                lr_schedule=self.lr_schedule)
+            dataclasses.replace(
+                s, epochs=max(self.min_epochs, round(s.epochs * self.epoch_scale)), lr_schedule=self.lr_schedule
+            )
             for s in stages
         )
 
@@ -179,15 +195,24 @@ class Profile:
 
     def pretrain_stages(self) -> tuple[Stage, ...]:
         """The pretraining plan: every layer learns (a random backbone), for `pretrain_epochs`."""
-        return (Stage("pretrain", "scratch", max(1, int(self.pretrain_epochs)), float(self.pretrain_learning_rate),
-                      self.pretrain_lr_schedule),)
+        return (
+            Stage(
+                "pretrain",
+                "scratch",
+                max(1, int(self.pretrain_epochs)),
+                float(self.pretrain_learning_rate),
+                self.pretrain_lr_schedule,
+            ),
+        )
 
     def pretrain_recipe(self) -> dict:
         """What the pretraining does, as data (part of the pretrained-backbone cache key)."""
-        return {"stages": [[s.name, s.trainable, s.epochs, s.learning_rate, s.lr_schedule]
-                           for s in self.pretrain_stages()],
-                "max_train_per_class": self.pretrain_max_train_per_class, "batch_size": self.batch_size,
-                "early_stopping_patience": self.early_stopping_patience}
+        return {
+            "stages": [[s.name, s.trainable, s.epochs, s.learning_rate, s.lr_schedule] for s in self.pretrain_stages()],
+            "max_train_per_class": self.pretrain_max_train_per_class,
+            "batch_size": self.batch_size,
+            "early_stopping_patience": self.early_stopping_patience,
+        }
 
 
 # --- The quick profile's pretraining budget (issue 10), estimated from the README's quick run on the
@@ -211,26 +236,55 @@ QUICK_PRETRAIN_BUDGET: dict[str, dict] = {
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", cnn_image_size=48, backbone_image_size=32, batch_size=32,
-        epoch_scale=0.0, min_epochs=1, max_train_per_class=64, max_test_per_class=40, max_val_per_class=32,
-        early_stopping_patience=2, synthetic_train_per_class=60, synthetic_test_per_class=20, scratch_epochs=1,
-        pretrain_epochs=1, pretrain_max_train_per_class=32,
+        name="smoke",
+        cnn_image_size=48,
+        backbone_image_size=32,
+        batch_size=32,
+        epoch_scale=0.0,
+        min_epochs=1,
+        max_train_per_class=64,
+        max_test_per_class=40,
+        max_val_per_class=32,
+        early_stopping_patience=2,
+        synthetic_train_per_class=60,
+        synthetic_test_per_class=20,
+        scratch_epochs=1,
+        pretrain_epochs=1,
+        pretrain_max_train_per_class=32,
         description="seconds per model: 1 epoch per stage, 64 train images per class, backbones at 32x32; "
-                    "pretraining on the other classes: 1 epoch, 32 images per class",
+        "pretraining on the other classes: 1 epoch, 32 images per class",
     ),
     "quick": Profile(
-        name="quick", cnn_image_size=48, backbone_image_size=48, batch_size=64,
-        epoch_scale=0.4, min_epochs=2, max_train_per_class=None, max_test_per_class=None, max_val_per_class=None,
-        early_stopping_patience=4, synthetic_train_per_class=300, synthetic_test_per_class=80, scratch_epochs=12,
+        name="quick",
+        cnn_image_size=48,
+        backbone_image_size=48,
+        batch_size=64,
+        epoch_scale=0.4,
+        min_epochs=2,
+        max_train_per_class=None,
+        max_test_per_class=None,
+        max_val_per_class=None,
+        early_stopping_patience=4,
+        synthetic_train_per_class=300,
+        synthetic_test_per_class=80,
+        scratch_epochs=12,
         description="a laptop CPU: batch 64; CNN 40 epochs with a cosine decay, backbones' epochs x0.4 "
-                    "(from scratch: 5-10); "
-                    "ResNet50 and VGG16 at 32x32 on a subsample of train; "
-                    "backbones pretrained on the other classes first (QUICK_PRETRAIN_BUDGET)",
+        "(from scratch: 5-10); "
+        "ResNet50 and VGG16 at 32x32 on a subsample of train; "
+        "backbones pretrained on the other classes first (QUICK_PRETRAIN_BUDGET)",
         model_overrides={
-            "resnet50": {"backbone_image_size": 32, "max_train_per_class": 1500, "scratch_epochs": 6,
-                         **QUICK_PRETRAIN_BUDGET["resnet50"]},
-            "vgg16": {"backbone_image_size": 32, "max_train_per_class": 1200, "scratch_epochs": 5,
-                      **QUICK_PRETRAIN_BUDGET["vgg16"]},
+            "resnet50": {
+                "backbone_image_size": 32,
+                "max_train_per_class": 1500,
+                "scratch_epochs": 6,
+                **QUICK_PRETRAIN_BUDGET["resnet50"],
+            },
+            "vgg16": {
+                "backbone_image_size": 32,
+                "max_train_per_class": 1200,
+                "scratch_epochs": 5,
+                **QUICK_PRETRAIN_BUDGET["vgg16"],
+            },
             "mobilenetv2": {"scratch_epochs": 10, **QUICK_PRETRAIN_BUDGET["mobilenetv2"]},
             # The CNN is cheap (~25 s an epoch here) and underfits: at a constant 1e-3 its
             # validation macro-F1 swings by +-0.03 from epoch to epoch, so early stopping on it
@@ -240,12 +294,22 @@ PROFILES: dict[str, Profile] = {
         },
     ),
     "full": Profile(
-        name="full", cnn_image_size=48, backbone_image_size=96, batch_size=32,
-        epoch_scale=1.0, min_epochs=1, max_train_per_class=None, max_test_per_class=None, max_val_per_class=None,
-        early_stopping_patience=6, synthetic_train_per_class=1000, synthetic_test_per_class=200, scratch_epochs=60,
+        name="full",
+        cnn_image_size=48,
+        backbone_image_size=96,
+        batch_size=32,
+        epoch_scale=1.0,
+        min_epochs=1,
+        max_train_per_class=None,
+        max_test_per_class=None,
+        max_val_per_class=None,
+        early_stopping_patience=6,
+        synthetic_train_per_class=1000,
+        synthetic_test_per_class=200,
+        scratch_epochs=60,
         pretrain_epochs=40,
         description="paper-grade, for a GPU: the seed's schedules, backbones at 96x96, batch 32; "
-                    "pretraining on the other classes: 40 epochs, all their faces",
+        "pretraining on the other classes: 40 epochs, all their faces",
     ),
 }
 
@@ -262,15 +326,18 @@ def get_profile(name: str) -> Profile:
     try:
         profile = PROFILES[base]
     except KeyError:
-        raise ValueError(f"unknown profile {base!r}; choose one of {sorted(PROFILES)} "
-                         f"(optionally with +{'/+'.join(PROFILE_MODIFIERS)})") from None
+        raise ValueError(
+            f"unknown profile {base!r}; choose one of {sorted(PROFILES)} "
+            f"(optionally with +{'/+'.join(PROFILE_MODIFIERS)})"
+        ) from None
     for mod in mods:
         if mod not in PROFILE_MODIFIERS:
             raise ValueError(f"unknown profile modifier {mod!r} in {name!r}; choose from {sorted(PROFILE_MODIFIERS)}")
         profile = dataclasses.replace(profile, **PROFILE_MODIFIERS[mod])
     if mods:
-        profile = dataclasses.replace(profile, name=str(name),
-                                      description=profile.description + f" [+{', +'.join(mods)}]")
+        profile = dataclasses.replace(
+            profile, name=str(name), description=profile.description + f" [+{', +'.join(mods)}]"
+        )
     return profile
 
 
@@ -347,8 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--weights", default="auto")
     args = parser.parse_args(argv)
     try:
-        cfg = resolve(profile=args.profile, classes=args.classes, data_dir=args.data_dir, seed=args.seed,
-                      weights=args.weights)
+        cfg = resolve(
+            profile=args.profile, classes=args.classes, data_dir=args.data_dir, seed=args.seed, weights=args.weights
+        )
     except ValueError as e:
         parser.exit(2, f"error: {e}\n")
     if not cfg.data_dir.exists() and not is_default_data_dir(cfg.data_dir):

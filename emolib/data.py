@@ -10,6 +10,7 @@ The central object is an index: a DataFrame with one row per image and columns
 `path`, `label`, `split` (`train`/`val`/`test`), `source`. Pixels are loaded later by
 `load_images`, once, and cached under `data/interim/`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,14 +24,25 @@ import pandas as pd
 
 from . import images
 from .config import (  # noqa: F401 - HOW_TO_GET_DATA is re-exported
-    FER2013_CLASSES, HOW_TO_GET_DATA, SYNTHETIC_DATA_DIR, is_default_data_dir, normalise_class_name,
+    FER2013_CLASSES,
+    HOW_TO_GET_DATA,
+    SYNTHETIC_DATA_DIR,
+    is_default_data_dir,
+    normalise_class_name,
 )
 
 # Row order of the `emotion` column in the original Kaggle fer2013.csv.
 FER2013_CSV_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER2013_CSV_USAGE = {"Training": "train", "PublicTest": "test", "PrivateTest": "private_test"}
-SPLIT_FOLDER_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test",
-                      "val": "val", "valid": "val", "validation": "val"}
+SPLIT_FOLDER_NAMES = {
+    "train": "train",
+    "training": "train",
+    "test": "test",
+    "testing": "test",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+}
 
 # HOW_TO_GET_DATA lives in config (a leaf module) and is re-exported here for its users.
 
@@ -59,8 +71,14 @@ class DatasetReport:
         return dict(self.__dict__)
 
 
-def resolve_data_dir(data_dir: str | Path, *, synthetic_ok: bool = True, synthetic_dir: str | Path = SYNTHETIC_DATA_DIR,
-                     profile=None, seed: int = 0) -> Path:
+def resolve_data_dir(
+    data_dir: str | Path,
+    *,
+    synthetic_ok: bool = True,
+    synthetic_dir: str | Path = SYNTHETIC_DATA_DIR,
+    profile=None,
+    seed: int = 0,
+) -> Path:
     """Return the data folder to use, generating the synthetic set when no data is present.
 
     An explicitly given DATA_DIR that does not exist is an error (a typo must not
@@ -73,13 +91,19 @@ def resolve_data_dir(data_dir: str | Path, *, synthetic_ok: bool = True, synthet
         raise DataNotFoundError(f"data folder not found: {data_dir}\n{HOW_TO_GET_DATA}")
     from . import synthetic
 
-    print(f"No dataset at {data_dir}: generating a SYNTHETIC face set in {synthetic_dir} so the pipeline can "
-          f"run offline.\n{HOW_TO_GET_DATA}")
+    print(
+        f"No dataset at {data_dir}: generating a SYNTHETIC face set in {synthetic_dir} so the pipeline can "
+        f"run offline.\n{HOW_TO_GET_DATA}"
+    )
     n_train = profile.synthetic_train_per_class if profile else 300
     n_test = profile.synthetic_test_per_class if profile else 80
     # Always generate all seven classes, so CLASSES=all works on the same folder.
     return synthetic.make_synthetic_dataset(
-        Path(synthetic_dir), classes=FER2013_CLASSES, train_per_class=n_train, test_per_class=n_test, seed=seed,
+        Path(synthetic_dir),
+        classes=FER2013_CLASSES,
+        train_per_class=n_train,
+        test_per_class=n_test,
+        seed=seed,
     )
 
 
@@ -141,12 +165,15 @@ def available_classes(data_dir: str | Path) -> tuple[str, ...]:
     if data_dir.is_file() or (data_dir / "fer2013.csv").is_file() and not (data_dir / "train").is_dir():
         return FER2013_CLASSES
     roots = [p for p in data_dir.iterdir() if p.is_dir() and p.name.lower() in SPLIT_FOLDER_NAMES] or [data_dir]
-    names = {normalise_class_name(d.name) for r in roots for d in r.iterdir() if d.is_dir() and not d.name.startswith(".")}
+    names = {
+        normalise_class_name(d.name) for r in roots for d in r.iterdir() if d.is_dir() and not d.name.startswith(".")
+    }
     return tuple([c for c in FER2013_CLASSES if c in names] + sorted(names - set(FER2013_CLASSES)))
 
 
-def discover(data_dir: str | Path, classes: tuple[str, ...] = FER2013_CLASSES, *, test_fraction: float = 0.2,
-             seed: int = 42) -> tuple[pd.DataFrame, DatasetReport]:
+def discover(
+    data_dir: str | Path, classes: tuple[str, ...] = FER2013_CLASSES, *, test_fraction: float = 0.2, seed: int = 42
+) -> tuple[pd.DataFrame, DatasetReport]:
     """Index a dataset folder (or fer2013.csv) for the chosen classes.
 
     Raises DataNotFoundError / DataError with what to do when the data is missing,
@@ -161,8 +188,9 @@ def discover(data_dir: str | Path, classes: tuple[str, ...] = FER2013_CLASSES, *
     csv = data_dir if data_dir.is_file() else data_dir / "fer2013.csv"
     subdirs = {p.name.lower(): p for p in data_dir.iterdir() if p.is_dir()} if data_dir.is_dir() else {}
     split_dirs = {SPLIT_FOLDER_NAMES[n]: p for n, p in subdirs.items() if n in SPLIT_FOLDER_NAMES}
-    report = DatasetReport(data_dir=str(data_dir), layout="", classes=list(classes),
-                           synthetic=data_dir.is_dir() and is_synthetic(data_dir))
+    report = DatasetReport(
+        data_dir=str(data_dir), layout="", classes=list(classes), synthetic=data_dir.is_dir() and is_synthetic(data_dir)
+    )
 
     if "train" in split_dirs:
         report.layout = "split class folders (train/<class>, test/<class>)"
@@ -178,7 +206,9 @@ def discover(data_dir: str | Path, classes: tuple[str, ...] = FER2013_CLASSES, *
         frame = _load_csv(csv, classes, report)
     elif data_dir.is_dir():
         report.layout = f"one folder of classes, split here ({1 - test_fraction:.0%} train / {test_fraction:.0%} test)"
-        frame = pd.DataFrame(_scan_classes(data_dir, "train", classes, report), columns=["path", "label", "split", "source"])
+        frame = pd.DataFrame(
+            _scan_classes(data_dir, "train", classes, report), columns=["path", "label", "split", "source"]
+        )
         frame = _carve(frame, "train", "test", test_fraction, seed)
     else:
         raise DataError(f"{data_dir}: expected a folder of <class>/ images or a fer2013.csv file\n{HOW_TO_GET_DATA}")
@@ -196,9 +226,11 @@ def discover(data_dir: str | Path, classes: tuple[str, ...] = FER2013_CLASSES, *
         present = set(frame.loc[frame["split"] == split, "label"])
         lacking = [c for c in classes if c not in present]
         if lacking:
-            raise DataError(f"{data_dir}: the {split} split has no images for {lacking}; "
-                            "every class needs images in train and test (see empty folders: "
-                            f"{report.empty_class_folders})")
+            raise DataError(
+                f"{data_dir}: the {split} split has no images for {lacking}; "
+                "every class needs images in train and test (see empty folders: "
+                f"{report.empty_class_folders})"
+            )
     frame = frame.sort_values(["split", "label", "path"], kind="stable").reset_index(drop=True)
     return frame, report
 
@@ -221,8 +253,13 @@ def _carve(frame: pd.DataFrame, from_split: str, to_split: str, fraction: float,
     return frame
 
 
-def split_validation(frame: pd.DataFrame, val_fraction: float = 0.15, seed: int = 42,
-                     exclude_hashes: set[str] | None = None, hashes: pd.Series | None = None) -> pd.DataFrame:
+def split_validation(
+    frame: pd.DataFrame,
+    val_fraction: float = 0.15,
+    seed: int = 42,
+    exclude_hashes: set[str] | None = None,
+    hashes: pd.Series | None = None,
+) -> pd.DataFrame:
     """Carve a stratified, seeded validation split from train. Test rows are never touched.
 
     With `exclude_hashes` (and the per-row `hashes`), train images whose content also
@@ -243,8 +280,10 @@ def subsample(frame: pd.DataFrame, split: str, max_per_class: int | None, seed: 
         return frame
     part = frame[frame["split"] == split]
     rng = np.random.default_rng(seed)
-    keep = [rng.choice(idx, size=min(len(idx), max_per_class), replace=False)
-            for _, idx in sorted(part.groupby("label").groups.items())]
+    keep = [
+        rng.choice(idx, size=min(len(idx), max_per_class), replace=False)
+        for _, idx in sorted(part.groupby("label").groups.items())
+    ]
     drop = part.index.difference(np.concatenate(keep) if keep else [])
     return frame.drop(index=drop)
 
@@ -309,8 +348,14 @@ def _cache_key(frame: pd.DataFrame, size: int) -> str:
     return h.hexdigest()[:20]
 
 
-def load_images(frame: pd.DataFrame, size: int = 48, *, cache_dir: str | Path | None = "data/interim",
-                progress: bool = True, workers: int = 4) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def load_images(
+    frame: pd.DataFrame,
+    size: int = 48,
+    *,
+    cache_dir: str | Path | None = "data/interim",
+    progress: bool = True,
+    workers: int = 4,
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Decode every image of the index as grayscale uint8 (N, size, size).
 
     Returns (pixels, ok_mask, problems): unreadable files are not fatal, they get a
@@ -333,8 +378,11 @@ def load_images(frame: pd.DataFrame, size: int = 48, *, cache_dir: str | Path | 
     problems: list[dict] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(lambda p: _read_one(p, size, csv_pixels), paths, chunksize=64)
-        for i, (arr, err) in enumerate(tqdm(results, total=len(paths), desc=f"loading images ({size}x{size})",
-                                            disable=not progress, mininterval=1.0)):
+        for i, (arr, err) in enumerate(
+            tqdm(
+                results, total=len(paths), desc=f"loading images ({size}x{size})", disable=not progress, mininterval=1.0
+            )
+        ):
             if arr is None:
                 problems.append({"path": paths[i], "reason": err})
             else:
@@ -345,8 +393,13 @@ def load_images(frame: pd.DataFrame, size: int = 48, *, cache_dir: str | Path | 
 
         with atomic_path(cache_file, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, pixels=pixels, ok=ok, bad_paths=np.array([p["path"] for p in problems], dtype=str),
-                         bad_reasons=np.array([p["reason"] for p in problems], dtype=str))
+                np.savez(
+                    fh,
+                    pixels=pixels,
+                    ok=ok,
+                    bad_paths=np.array([p["path"] for p in problems], dtype=str),
+                    bad_reasons=np.array([p["reason"] for p in problems], dtype=str),
+                )
     return pixels, ok, problems
 
 
@@ -376,7 +429,7 @@ def content_hashes(frame: pd.DataFrame, csv_pixels: dict | None = None) -> pd.Se
 def fingerprint(frame: pd.DataFrame, hashes: pd.Series) -> str:
     """A short hash naming exactly which bytes, labels and splits a run used."""
     h = hashlib.sha256()
-    for (split, label, md5) in sorted(zip(frame["split"], frame["label"], hashes.reindex(frame.index))):
+    for split, label, md5 in sorted(zip(frame["split"], frame["label"], hashes.reindex(frame.index))):
         h.update(f"{split}|{label}|{md5}\n".encode())
     return h.hexdigest()[:16]
 
@@ -419,8 +472,9 @@ def other_classes(data_dir: str | Path, classes) -> tuple[str, ...]:
     return tuple(c for c in available_classes(data_dir) if c not in tuple(classes))
 
 
-def train_faces_of(data_dir: str | Path, classes, *, exclude_hashes: set[str] = frozenset(),
-                   seed: int = 42) -> tuple[pd.DataFrame, int]:
+def train_faces_of(
+    data_dir: str | Path, classes, *, exclude_hashes: set[str] = frozenset(), seed: int = 42
+) -> tuple[pd.DataFrame, int]:
     """The training-split index of `classes` with an md5 column; faces whose bytes are in `exclude_hashes`
     (a task's test images: FER2013 has byte-identical copies under other labels) are dropped.
 
@@ -433,8 +487,14 @@ def train_faces_of(data_dir: str | Path, classes, *, exclude_hashes: set[str] = 
     return frame.loc[~dropped].reset_index(drop=True), int(dropped.sum())
 
 
-def prepare(cfg, *, size: int | None = None, progress: bool = True, data_dir: str | Path | None = None,
-            aux_classes: bool | None = None) -> PreparedData:
+def prepare(
+    cfg,
+    *,
+    size: int | None = None,
+    progress: bool = True,
+    data_dir: str | Path | None = None,
+    aux_classes: bool | None = None,
+) -> PreparedData:
     """Resolve, index, split (train/val/test), subsample per profile and load pixels for a RunConfig.
 
     aux_classes (default: the profile's `aux_classes`): add the training faces of every other class
@@ -461,8 +521,11 @@ def prepare(cfg, *, size: int | None = None, progress: bool = True, data_dir: st
         if not aux:
             import warnings
 
-            warnings.warn(f"aux_classes: every class of {data_dir} is in the task ({', '.join(cfg.classes)}); "
-                          "there is no auxiliary class to add, training on the task's classes only", stacklevel=2)
+            warnings.warn(
+                f"aux_classes: every class of {data_dir} is in the task ({', '.join(cfg.classes)}); "
+                "there is no auxiliary class to add, training on the task's classes only",
+                stacklevel=2,
+            )
         else:
             extra, aux_excluded = train_faces_of(data_dir, aux, exclude_hashes=test_hashes, seed=cfg.seed)
             aux_fp = fingerprint(extra, extra["md5"])
@@ -471,9 +534,18 @@ def prepare(cfg, *, size: int | None = None, progress: bool = True, data_dir: st
     pixels, ok, problems = load_images(frame, size or cfg.profile.cnn_image_size, progress=progress)
     frame, pixels = frame[ok].reset_index(drop=True), pixels[ok]
     frame["y"] = frame["label"].map({c: i for i, c in enumerate(tuple(cfg.classes) + aux)}).astype(np.int32)
-    return PreparedData(frame=frame, pixels=pixels, classes=tuple(cfg.classes), report=report, problems=problems,
-                        fingerprint=fp, synthetic=report.synthetic, aux_classes=aux, aux_fingerprint=aux_fp,
-                        aux_excluded=aux_excluded)
+    return PreparedData(
+        frame=frame,
+        pixels=pixels,
+        classes=tuple(cfg.classes),
+        report=report,
+        problems=problems,
+        fingerprint=fp,
+        synthetic=report.synthetic,
+        aux_classes=aux,
+        aux_fingerprint=aux_fp,
+        aux_excluded=aux_excluded,
+    )
 
 
 def original_sizes(frame: pd.DataFrame, max_items: int = 5000, seed: int = 0) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 This is the only code in the project that touches the network. Without kagglehub or
 Kaggle credentials it prints the manual steps and exits with status 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,11 @@ EXPECTED_TEST = {7_178, 3_589}
 def count_images(root: Path) -> dict[str, int]:
     from .images import is_image_path
 
-    return {split: sum(1 for p in (root / split).rglob("*") if is_image_path(p))
-            for split in ("train", "test") if (root / split).is_dir()}
+    return {
+        split: sum(1 for p in (root / split).rglob("*") if is_image_path(p))
+        for split in ("train", "test")
+        if (root / split).is_dir()
+    }
 
 
 def verify(root: Path) -> list[str]:
@@ -39,8 +43,11 @@ def verify(root: Path) -> list[str]:
 
 def have_credentials() -> bool:
     home = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
-    return bool(os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")) or (home / "kaggle.json").is_file() \
+    return (
+        bool(os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"))
+        or (home / "kaggle.json").is_file()
         or bool(os.environ.get("KAGGLE_API_TOKEN"))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

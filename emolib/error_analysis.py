@@ -15,20 +15,21 @@ model folder `<reports_dir>/models/<name>/`, `emolib.modelfolder`):
 
 The test split is only ever used for reporting: the temperature is fitted on validation.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import evaluate
 from . import metrics as M
-from .modelfolder import MODEL_FILE, METRICS_FILE, PREDICTIONS_FILE, load_model, read_card
+from .modelfolder import METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, load_model, read_card
 from .runinfo import atomic_write_json, json_safe, now_iso
 
 SPLITS = ("val", "test")
@@ -38,8 +39,10 @@ CONFIDENCE_BANDS = (0.6, 0.8)
 def _check_classes(card: dict, prepared, model_dir) -> list[str]:
     classes = list(card.get("classes") or [])
     if classes != list(prepared.classes):
-        raise ValueError(f"{model_dir}: the model was trained on classes {classes}, the data is prepared for "
-                         f"{list(prepared.classes)}; re-train or pass the same CLASSES")
+        raise ValueError(
+            f"{model_dir}: the model was trained on classes {classes}, the data is prepared for "
+            f"{list(prepared.classes)}; re-train or pass the same CLASSES"
+        )
     return classes
 
 
@@ -87,17 +90,18 @@ def predict_probs(model, pixels: np.ndarray, *, batch_size: int = 256, tta: bool
     x = resize_pixels(pixels, size)
     out = np.zeros((len(x), k), dtype=np.float64)
     for s in range(0, len(x), batch_size):
-        xb = x[s:s + batch_size]
+        xb = x[s : s + batch_size]
         p = np.asarray(fwd(xb), dtype=np.float64)
         if tta:
             p = (p + np.asarray(fwd(np.ascontiguousarray(xb[:, :, ::-1, :])), dtype=np.float64)) / 2.0
-        out[s:s + len(xb)] = p
+        out[s : s + len(xb)] = p
     total = out.sum(axis=1, keepdims=True)
     return out / np.where(total > 0, total, 1.0)
 
 
-def predict_splits(model_dir, prepared, batch_size: int = 256, tta: bool = False, *, model=None,
-                   splits: Sequence[str] = SPLITS) -> dict[str, np.ndarray]:
+def predict_splits(
+    model_dir, prepared, batch_size: int = 256, tta: bool = False, *, model=None, splits: Sequence[str] = SPLITS
+) -> dict[str, np.ndarray]:
     """{'val': probs, 'test': probs} of the model in `model_dir` on the prepared splits."""
     model = model if model is not None else load_model(model_dir)
     fwd = _forward(model)
@@ -124,8 +128,9 @@ def _is_current(path: Path, model_path: Path, paths: list[str], labels: list[str
     return df["path"].astype(str).tolist() == paths and df["true"].astype(str).tolist() == labels
 
 
-def ensure_predictions(model_dir, prepared, batch_size: int = 256, *, tta: bool = True, force: bool = False,
-                       model=None) -> dict[str, pd.DataFrame]:
+def ensure_predictions(
+    model_dir, prepared, batch_size: int = 256, *, tta: bool = True, force: bool = False, model=None
+) -> dict[str, pd.DataFrame]:
     """Write the prediction tables once and reuse them afterwards.
 
     Files: `val_predictions.csv`, `test_predictions.csv` and (tta=True) their TTA
@@ -143,7 +148,7 @@ def ensure_predictions(model_dir, prepared, batch_size: int = 256, *, tta: bool 
     model_path = model_dir / MODEL_FILE
     out: dict[str, pd.DataFrame] = {}
     fwd = None
-    for use_tta in ((False, True) if tta else (False,)):
+    for use_tta in (False, True) if tta else (False,):
         for split in SPLITS:
             key = f"{split}_tta" if use_tta else split
             path = prediction_file(model_dir, split, use_tta)
@@ -173,8 +178,9 @@ def probs_of(df: pd.DataFrame, classes: Sequence[str]) -> tuple[np.ndarray, np.n
     return y, df[[f"p_{c}" for c in classes]].to_numpy(dtype=np.float64)
 
 
-def measure_inference_ms(model, pixels: np.ndarray, batch_size: int = 256, max_images: int = 2048,
-                         repeats: int = 3) -> float:
+def measure_inference_ms(
+    model, pixels: np.ndarray, batch_size: int = 256, max_images: int = 2048, repeats: int = 3
+) -> float:
     """Batch inference time per image in milliseconds (network only, inputs already resized).
 
     One warm-up batch, then the best of `repeats` timed passes over up to `max_images`
@@ -189,7 +195,7 @@ def measure_inference_ms(model, pixels: np.ndarray, batch_size: int = 256, max_i
     for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
         for s in range(0, len(x), batch_size):
-            np.asarray(fwd(x[s:s + batch_size]))
+            np.asarray(fwd(x[s : s + batch_size]))
         best = min(best, time.perf_counter() - t0)
     return 1000.0 * best / len(x)
 
@@ -217,8 +223,9 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return json.loads(df.to_json(orient="records"))
 
 
-def evaluate_model(model_dir, prepared, n_boot: int = 1000, seed: int = 42, *, batch_size: int = 256,
-                   write: bool = True, model=None) -> dict:
+def evaluate_model(
+    model_dir, prepared, n_boot: int = 1000, seed: int = 42, *, batch_size: int = 256, write: bool = True, model=None
+) -> dict:
     """Evaluate one trained model on the test split and write `<model_dir>/metrics.json`.
 
     The schema (keys, meanings, version) is documented in one place: `emolib.metrics`.
@@ -273,9 +280,12 @@ def evaluate_model(model_dir, prepared, n_boot: int = 1000, seed: int = 42, *, b
         "n_val": int(len(y_val)),
         "n_test": int(len(y_test)),
         "test": test,
-        "test_ci": {"accuracy": bootstrap_interval(y_test, pred, "accuracy", n_boot, seed, k),
-                    "macro_f1": bootstrap_interval(y_test, pred, "macro_f1", n_boot, seed, k),
-                    "ci": 0.95, "n_boot": int(n_boot)},
+        "test_ci": {
+            "accuracy": bootstrap_interval(y_test, pred, "accuracy", n_boot, seed, k),
+            "macro_f1": bootstrap_interval(y_test, pred, "macro_f1", n_boot, seed, k),
+            "ci": 0.95,
+            "n_boot": int(n_boot),
+        },
         "calibration": calibration,
         "tta": tta,
         "errors": errors,
@@ -305,9 +315,13 @@ def load_or_evaluate(model_dir, prepared, n_boot: int = 1000, seed: int = 42, **
     if path.is_file() and path.stat().st_mtime >= (model_dir / MODEL_FILE).stat().st_mtime:
         try:
             m = json.loads(path.read_text())
-            if (m.get("schema_version") == M.SCHEMA_VERSION and m.get("data_fingerprint") == prepared.fingerprint and m.get("classes") == list(prepared.classes)
-                    and m.get("test", {}).get("n") == len(prepared.paths("test"))
-                    and m.get("test_ci", {}).get("n_boot") == n_boot):
+            if (
+                m.get("schema_version") == M.SCHEMA_VERSION
+                and m.get("data_fingerprint") == prepared.fingerprint
+                and m.get("classes") == list(prepared.classes)
+                and m.get("test", {}).get("n") == len(prepared.paths("test"))
+                and m.get("test_ci", {}).get("n_boot") == n_boot
+            ):
                 return m
         except (ValueError, OSError):
             pass
@@ -323,10 +337,22 @@ def headline_table(metrics: dict) -> pd.DataFrame:
     """Test metrics of the model beside the majority-class and chance baselines."""
     t, b, ci = metrics["test"], metrics["test"]["baselines"], metrics["test_ci"]
     rows = [
-        ("accuracy", t["accuracy"], ci["accuracy"]["low"], ci["accuracy"]["high"], b["majority_accuracy"],
-         b["chance_accuracy"]),
-        ("balanced accuracy", t["balanced_accuracy"], None, None, 1.0 / len(metrics["classes"]),
-         1.0 / len(metrics["classes"])),
+        (
+            "accuracy",
+            t["accuracy"],
+            ci["accuracy"]["low"],
+            ci["accuracy"]["high"],
+            b["majority_accuracy"],
+            b["chance_accuracy"],
+        ),
+        (
+            "balanced accuracy",
+            t["balanced_accuracy"],
+            None,
+            None,
+            1.0 / len(metrics["classes"]),
+            1.0 / len(metrics["classes"]),
+        ),
         ("macro precision", t["macro_precision"], None, None, None, None),
         ("macro recall", t["macro_recall"], None, None, 1.0 / len(metrics["classes"]), None),
         ("macro F1", t["macro_f1"], ci["macro_f1"]["low"], ci["macro_f1"]["high"], b["majority_macro_f1"], None),
@@ -334,8 +360,17 @@ def headline_table(metrics: dict) -> pd.DataFrame:
         ("ECE", t.get("ece"), None, None, None, None),
         ("NLL", t.get("nll"), None, None, None, None),
     ]
-    df = pd.DataFrame(rows, columns=["metric", metrics["model_name"], "95% CI low", "95% CI high",
-                                     f"majority baseline ({b['majority_class']})", "chance"])
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "metric",
+            metrics["model_name"],
+            "95% CI low",
+            "95% CI high",
+            f"majority baseline ({b['majority_class']})",
+            "chance",
+        ],
+    )
     return df.set_index("metric")
 
 
@@ -345,15 +380,21 @@ def per_class_frame(metrics: dict) -> pd.DataFrame:
 
 def calibration_table(metrics: dict) -> pd.DataFrame:
     c = metrics["calibration"]
-    return pd.DataFrame({"before": [c["ece_before"], c["nll_before"]], "after temperature": [c["ece_after"], c["nll_after"]]},
-                        index=["ECE", "NLL"])
+    return pd.DataFrame(
+        {"before": [c["ece_before"], c["nll_before"]], "after temperature": [c["ece_after"], c["nll_after"]]},
+        index=["ECE", "NLL"],
+    )
 
 
 def tta_table(metrics: dict) -> pd.DataFrame:
     t, a = metrics["test"], metrics["tta"]
-    return pd.DataFrame({"TTA off": [t["accuracy"], t["macro_f1"], t["ece"], t["nll"]],
-                         "TTA on (mirror average)": [a["accuracy"], a["macro_f1"], a["ece"], a["nll"]]},
-                        index=["accuracy", "macro F1", "ECE", "NLL"])
+    return pd.DataFrame(
+        {
+            "TTA off": [t["accuracy"], t["macro_f1"], t["ece"], t["nll"]],
+            "TTA on (mirror average)": [a["accuracy"], a["macro_f1"], a["ece"], a["nll"]],
+        },
+        index=["accuracy", "macro F1", "ECE", "NLL"],
+    )
 
 
 def ci_table(metrics: dict) -> pd.DataFrame:
@@ -379,39 +420,63 @@ def written_reading(metrics: dict) -> str:
         f"({ci['macro_f1']['low']:.3f}–{ci['macro_f1']['high']:.3f}) on {t['n']} test images; the majority-class "
         f"baseline ('{b['majority_class']}') scores {b['majority_accuracy']:.3f} accuracy and "
         f"{b['majority_macro_f1']:.3f} macro-F1, chance is {b['chance_accuracy']:.3f}, so "
-        + (f"the model is {above:.3f} above the majority baseline in accuracy"
-           + (" (its CI lower end is above it)." if ci["accuracy"]["low"] > b["majority_accuracy"]
-              else " (but its CI reaches down to it)." )
-           if above > 0 else f"the model does **not** beat the majority baseline in accuracy ({above:+.3f})."))
-    lines.append(f"* Best recognised emotion: **{best}** (F1 {pc[best]['f1']:.3f}); hardest: **{worst}** "
-                 f"(F1 {pc[worst]['f1']:.3f}, recall {pc[worst]['recall']:.3f}).")
+        + (
+            f"the model is {above:.3f} above the majority baseline in accuracy"
+            + (
+                " (its CI lower end is above it)."
+                if ci["accuracy"]["low"] > b["majority_accuracy"]
+                else " (but its CI reaches down to it)."
+            )
+            if above > 0
+            else f"the model does **not** beat the majority baseline in accuracy ({above:+.3f})."
+        )
+    )
+    lines.append(
+        f"* Best recognised emotion: **{best}** (F1 {pc[best]['f1']:.3f}); hardest: **{worst}** "
+        f"(F1 {pc[worst]['f1']:.3f}, recall {pc[worst]['recall']:.3f})."
+    )
     patterns = err.get("confusion_patterns") or []
     if patterns:
         p = patterns[0]
-        lines.append(f"* The most frequent confusion is **{p['true']} → {p['predicted']}** ({p['count']} images, "
-                     f"{p['share_of_class_errors']:.0%} of the errors on {p['true']}).")
+        lines.append(
+            f"* The most frequent confusion is **{p['true']} → {p['predicted']}** ({p['count']} images, "
+            f"{p['share_of_class_errors']:.0%} of the errors on {p['true']})."
+        )
     if err.get("confidence_gap") is not None:
         bands = {r["band"]: r for r in err["by_band"]}
         hi = bands.get(f">={CONFIDENCE_BANDS[-1]:g}")
         lines.append(
             f"* Correct predictions average confidence {err['mean_confidence_correct']:.3f}, wrong ones "
             f"{err['mean_confidence_incorrect']:.3f} (gap {err['confidence_gap']:.3f})"
-            + (f"; {hi['share_of_all_errors']:.0%} of the errors are made with confidence ≥ {CONFIDENCE_BANDS[-1]:g}."
-               if hi else "."))
+            + (
+                f"; {hi['share_of_all_errors']:.0%} of the errors are made with confidence ≥ {CONFIDENCE_BANDS[-1]:g}."
+                if hi
+                else "."
+            )
+        )
     direction = "over-confident (T > 1 softens it)" if cal["temperature"] > 1 else "under-confident (T < 1 sharpens it)"
     if cal["temperature"] >= 19.9 or cal["temperature"] <= 0.051:
         direction += ", at the edge of the search range"
-    lines.append(f"* Calibration: the temperature fitted on validation is {cal['temperature']:.2f}, i.e. the model is "
-                 f"{direction}; test ECE goes {cal['ece_before']:.3f} → {cal['ece_after']:.3f} and NLL "
-                 f"{cal['nll_before']:.3f} → {cal['nll_after']:.3f}"
-                 + (" (scaling helped)." if cal["nll_after"] < cal["nll_before"] else
-                    " (scaling did not help on test)."))
+    lines.append(
+        f"* Calibration: the temperature fitted on validation is {cal['temperature']:.2f}, i.e. the model is "
+        f"{direction}; test ECE goes {cal['ece_before']:.3f} → {cal['ece_after']:.3f} and NLL "
+        f"{cal['nll_before']:.3f} → {cal['nll_after']:.3f}"
+        + (" (scaling helped)." if cal["nll_after"] < cal["nll_before"] else " (scaling did not help on test).")
+    )
     d_acc, d_f1 = tta["accuracy"] - t["accuracy"], tta["macro_f1"] - t["macro_f1"]
-    lines.append(f"* Test-time augmentation (mirror average) changes accuracy by {d_acc:+.3f} and macro-F1 by "
-                 f"{d_f1:+.3f}" + (" — within the bootstrap interval, so no clear effect." if
-                                   abs(d_acc) < (ci["accuracy"]["high"] - ci["accuracy"]["low"]) / 2 else "."))
-    lines.append(f"* Inference costs {metrics['inference_ms_per_image']:.2f} ms per image in batches of "
-                 f"{metrics.get('inference_batch_size', 256)} on this machine.")
+    lines.append(
+        f"* Test-time augmentation (mirror average) changes accuracy by {d_acc:+.3f} and macro-F1 by "
+        f"{d_f1:+.3f}"
+        + (
+            " — within the bootstrap interval, so no clear effect."
+            if abs(d_acc) < (ci["accuracy"]["high"] - ci["accuracy"]["low"]) / 2
+            else "."
+        )
+    )
+    lines.append(
+        f"* Inference costs {metrics['inference_ms_per_image']:.2f} ms per image in batches of "
+        f"{metrics.get('inference_batch_size', 256)} on this machine."
+    )
     return "\n".join(lines)
 
 
@@ -427,7 +492,12 @@ def gallery_indices(df: pd.DataFrame, classes: Sequence[str], *, kind: str = "er
         ok = df[df["true"] == df["predicted"]]
         out = []
         for c in classes:
-            out += ok[ok["true"] == c].sort_values("confidence", ascending=False, kind="mergesort").head(per).index.tolist()
+            out += (
+                ok[ok["true"] == c]
+                .sort_values("confidence", ascending=False, kind="mergesort")
+                .head(per)
+                .index.tolist()
+            )
         return out
     raise ValueError(f"kind must be 'errors' or 'correct', got {kind!r}")
 
@@ -458,8 +528,9 @@ def image_gallery(pixels: np.ndarray, titles: Sequence[str], ncols: int = 8, tit
     return fig
 
 
-def gradcam_gallery(model, pixels: np.ndarray, titles: Sequence[str], class_index=None, ncols: int = 4,
-                    title: str = ""):
+def gradcam_gallery(
+    model, pixels: np.ndarray, titles: Sequence[str], class_index=None, ncols: int = 4, title: str = ""
+):
     """Grad-CAM overlays (on the 48x48 faces) of `pixels`, for the predicted class by default."""
     from . import explain
 
@@ -472,5 +543,3 @@ def gradcam_gallery(model, pixels: np.ndarray, titles: Sequence[str], class_inde
         fig.suptitle(title)
         fig.tight_layout()
     return fig
-
-

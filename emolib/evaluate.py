@@ -8,12 +8,13 @@ Conventions: `y_true` / `y_pred` are integer class indices into `classes`; `prob
 an (N, K) array of probabilities whose columns follow `classes`; `conf` is the
 probability of the predicted class.
 """
+
 from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -123,8 +124,12 @@ def classification_metrics(y_true, y_pred, classes: Sequence[str], probs=None) -
         "macro_f1": float(np.mean(pc["f1"])),
         "weighted_f1": M.weighted_f1(yt, yp, k) if n else 0.0,
         "per_class": {
-            c: {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]), "f1": float(pc["f1"][i]),
-                "support": int(pc["support"][i])}
+            c: {
+                "precision": float(pc["precision"][i]),
+                "recall": float(pc["recall"][i]),
+                "f1": float(pc["f1"][i]),
+                "support": int(pc["support"][i]),
+            }
             for i, c in enumerate(classes)
         },
         "confusion_matrix": cm.astype(int).tolist(),
@@ -187,7 +192,9 @@ def confusion_patterns(y_true, y_pred, conf, classes: Sequence[str]) -> pd.DataF
             "mean_confidence": g["mean"].to_numpy(dtype=float),
         }
     )
-    return res.sort_values(["count", "true", "predicted"], ascending=[False, True, True], kind="mergesort").reset_index(drop=True)
+    return res.sort_values(["count", "true", "predicted"], ascending=[False, True, True], kind="mergesort").reset_index(
+        drop=True
+    )
 
 
 def _band_labels(bands: Sequence[float]) -> list[str]:
@@ -335,14 +342,14 @@ def bootstrap_ci(
         chunk = max(1, 2_000_000 // n)
         for s in range(0, n_resamples, chunk):
             idx = rng.integers(0, n, size=(min(chunk, n_resamples - s), n))
-            stats_[s:s + len(idx)] = correct[idx].mean(axis=1)
+            stats_[s : s + len(idx)] = correct[idx].mean(axis=1)
     elif metric == "macro_f1":
         point = float(_macro_f1_batched(yt[None], yp[None], k)[0])
         stats_ = np.empty(n_resamples)
         chunk = max(1, 2_000_000 // n)
         for s in range(0, n_resamples, chunk):
             idx = rng.integers(0, n, size=(min(chunk, n_resamples - s), n))
-            stats_[s:s + len(idx)] = _macro_f1_batched(yt[idx], yp[idx], k)
+            stats_[s : s + len(idx)] = _macro_f1_batched(yt[idx], yp[idx], k)
     elif callable(metric):
         point = float(metric(yt, yp))
         stats_ = np.empty(n_resamples)
@@ -495,8 +502,19 @@ def plot_confusion(cm, classes: Sequence[str], normalized: bool = True, title: s
         fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2.5, 1.1 * len(classes) + 1.8))
     else:
         fig = ax.figure
-    sns.heatmap(data, annot=True, fmt=fmt, cmap="Blues", vmin=0, vmax=vmax, xticklabels=classes,
-                yticklabels=classes, square=True, cbar=True, ax=ax)
+    sns.heatmap(
+        data,
+        annot=True,
+        fmt=fmt,
+        cmap="Blues",
+        vmin=0,
+        vmax=vmax,
+        xticklabels=classes,
+        yticklabels=classes,
+        square=True,
+        cbar=True,
+        ax=ax,
+    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title or ("confusion matrix (row-normalised)" if normalized else "confusion matrix (counts)"))
@@ -504,8 +522,15 @@ def plot_confusion(cm, classes: Sequence[str], normalized: bool = True, title: s
     return _save(fig, save)
 
 
-def plot_reliability(probs, y_true, n_bins: int = 15, title: str | None = None, probs_after=None,
-                     save=None, labels=("before", "after temperature")):
+def plot_reliability(
+    probs,
+    y_true,
+    n_bins: int = 15,
+    title: str | None = None,
+    probs_after=None,
+    save=None,
+    labels=("before", "after temperature"),
+):
     """Reliability diagram (accuracy vs confidence per bin), optionally before/after."""
     import matplotlib.pyplot as plt
 
@@ -520,9 +545,16 @@ def plot_reliability(probs, y_true, n_bins: int = 15, title: str | None = None, 
         ece = M.ece(p, y_true, n_bins)
         t = t[t["count"] > 0]
         centres = (t["lower"] + t["upper"]) / 2
-        ax.bar(centres, t["accuracy"], width=width * (0.9 if len(series) == 1 else 0.45),
-               align="center" if len(series) == 1 else ("edge" if i else "center"),
-               alpha=0.55, color=color, edgecolor=color, label=f"{lab} (ECE {ece:.3f})")
+        ax.bar(
+            centres,
+            t["accuracy"],
+            width=width * (0.9 if len(series) == 1 else 0.45),
+            align="center" if len(series) == 1 else ("edge" if i else "center"),
+            alpha=0.55,
+            color=color,
+            edgecolor=color,
+            label=f"{lab} (ECE {ece:.3f})",
+        )
         ax.plot(t["confidence"], t["accuracy"], marker="o", ms=3, color=color, lw=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -540,10 +572,22 @@ def plot_confidence_hist(correct_conf, incorrect_conf, title: str | None = None,
 
     fig, ax = plt.subplots(figsize=(6, 4))
     edges = np.linspace(0, 1, bins + 1)
-    ax.hist(np.asarray(correct_conf), bins=edges, alpha=0.6, color="tab:green", label=f"correct (n={len(correct_conf)})",
-            density=True)
-    ax.hist(np.asarray(incorrect_conf), bins=edges, alpha=0.6, color="tab:red",
-            label=f"incorrect (n={len(incorrect_conf)})", density=True)
+    ax.hist(
+        np.asarray(correct_conf),
+        bins=edges,
+        alpha=0.6,
+        color="tab:green",
+        label=f"correct (n={len(correct_conf)})",
+        density=True,
+    )
+    ax.hist(
+        np.asarray(incorrect_conf),
+        bins=edges,
+        alpha=0.6,
+        color="tab:red",
+        label=f"incorrect (n={len(incorrect_conf)})",
+        density=True,
+    )
     ax.set_xlabel("confidence (max probability)")
     ax.set_ylabel("density")
     ax.set_title(title or "confidence of correct vs incorrect predictions")

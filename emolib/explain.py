@@ -21,10 +21,11 @@ and which Keras 3 will not let one wire as `Model(model.inputs, inner_layer.outp
 
 TensorFlow / Keras are imported lazily, inside the functions.
 """
+
 from __future__ import annotations
 
 import weakref
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -33,10 +34,16 @@ _CONV_CLASSES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspos
 #: Element-wise layers that may follow the last conv and are preferred as the target
 #: (MobileNetV2 'out_relu', ResNet50 'conv5_block3_out' after the residual Add).
 _FOLLOW_CLASSES = (
-    "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Add",
+    "BatchNormalization",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "PReLU",
+    "Add",
 )
 _SEP = "/"
-_TAP_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_TAP_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # --------------------------------------------------------------------------------------
@@ -111,7 +118,7 @@ def _resolve(model, path: tuple[str, ...]):
         try:
             obj = obj.get_layer(name)
         except (ValueError, AttributeError) as exc:
-            raise ValueError(f"no layer {_SEP.join(path[:i + 1])!r} in model {model.name!r}") from exc
+            raise ValueError(f"no layer {_SEP.join(path[: i + 1])!r} in model {model.name!r}") from exc
     return obj
 
 
@@ -240,13 +247,13 @@ def gradcam(model, images, class_index=None, layer=None, use_logits: bool = True
     tap = build_gradcam_model(model, layer, use_logits)
     heat = np.zeros((n, h, w), dtype=np.float32)
     for s in range(0, n, batch_size):
-        xb = tf.convert_to_tensor(x[s:s + batch_size])
+        xb = tf.convert_to_tensor(x[s : s + batch_size])
         with tf.GradientTape() as tape:
             act, scores = tap(xb, training=False)
             if idx is None:
                 cls = tf.argmax(scores, axis=1, output_type=tf.int64)
             else:
-                cls = tf.constant(idx[s:s + batch_size])
+                cls = tf.constant(idx[s : s + batch_size])
             score = tf.gather(scores, cls, axis=1, batch_dims=1)
         grads = tape.gradient(score, act)
         if grads is None:
@@ -256,7 +263,7 @@ def gradcam(model, images, class_index=None, layer=None, use_logits: bool = True
         cam = tf.image.resize(cam, (h, w), method="bilinear")[..., 0].numpy()
         mx = cam.reshape(len(cam), -1).max(axis=1)
         cam = np.where(mx[:, None, None] > 0, cam / np.where(mx > 0, mx, 1.0)[:, None, None], 0.0)
-        heat[s:s + len(cam)] = np.clip(cam, 0.0, 1.0)
+        heat[s : s + len(cam)] = np.clip(cam, 0.0, 1.0)
     return heat
 
 
@@ -298,8 +305,15 @@ def overlay(image_gray_uint8, heatmap, alpha: float = 0.4, cmap: str = "jet") ->
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def plot_gradcam_gallery(images, heatmaps, titles: Sequence[str] | None = None, ncols: int = 4,
-                         alpha: float = 0.4, save=None, cell_size: float = 2.2):
+def plot_gradcam_gallery(
+    images,
+    heatmaps,
+    titles: Sequence[str] | None = None,
+    ncols: int = 4,
+    alpha: float = 0.4,
+    save=None,
+    cell_size: float = 2.2,
+):
     """Grid of Grad-CAM overlays; returns the Figure (saved when `save` is a path)."""
     import matplotlib.pyplot as plt
 

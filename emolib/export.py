@@ -29,6 +29,7 @@ converts with ``tf2onnx`` (``pip install tf2onnx onnx onnxruntime``); float32 on
 when installed, else ``tf.lite.Interpreter``) or an ``.onnx`` file (``onnxruntime``) on
 raw-pixel inputs (N, S, S, 1), so a benchmark can check agreement with Keras.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,8 +59,9 @@ def default_out_path(model_dir: str | Path, fmt: str, quantize: str = "none") ->
     return Path(model_dir) / f"model{suffix}.{fmt}"
 
 
-def representative_images(data_dir: str | Path, size: int, limit: int = REPRESENTATIVE_LIMIT,
-                          seed: int = 0) -> np.ndarray:
+def representative_images(
+    data_dir: str | Path, size: int, limit: int = REPRESENTATIVE_LIMIT, seed: int = 0
+) -> np.ndarray:
     """Up to `limit` readable images under `data_dir` (recursive), (N, size, size, 1) float32 0..255.
 
     Files are spread over the whole (sorted) listing so every class folder contributes.
@@ -92,10 +94,13 @@ def probe_images(size: int, n: int = 64, seed: int = 0) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size] / size
     out = []
     for _ in range(n):
-        img = (rng.uniform(20, 235)
-               + rng.uniform(0, 100) * np.sin(rng.uniform(1, 12) * xx + rng.uniform(0, 6))
-               * np.cos(rng.uniform(1, 12) * yy)
-               + rng.normal(0, rng.uniform(0, 40), (size, size)))
+        img = (
+            rng.uniform(20, 235)
+            + rng.uniform(0, 100)
+            * np.sin(rng.uniform(1, 12) * xx + rng.uniform(0, 6))
+            * np.cos(rng.uniform(1, 12) * yy)
+            + rng.normal(0, rng.uniform(0, 40), (size, size))
+        )
         out.append(np.clip(img, 0, 255))
     return np.stack(out).astype(np.float32)[..., None]
 
@@ -108,8 +113,11 @@ def _is_homogeneous_chain(backbone) -> bool:
     for layer in backbone.layers:
         if isinstance(layer, (keras.layers.InputLayer, keras.layers.MaxPooling2D)):
             continue
-        if isinstance(layer, keras.layers.Conv2D) and \
-                getattr(layer.activation, "__name__", "") in ("relu", "linear") and layer.use_bias:
+        if (
+            isinstance(layer, keras.layers.Conv2D)
+            and getattr(layer.activation, "__name__", "") in ("relu", "linear")
+            and layer.use_bias
+        ):
             continue
         return False
     return True
@@ -164,7 +172,7 @@ def quantization_safe_copy(model) -> tuple[object, list[str]]:
         return model, []  # features within ~16x of unit scale and of each other need nothing
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    s = 2.0 ** k
+    s = 2.0**k
     convs = [layer for layer in backbone_of(copy).layers if isinstance(layer, keras.layers.Conv2D)]
     peaks = [max(float(np.abs(layer.get_weights()[0]).max()), 1e-30) for layer in convs]
     log_r = (math.log(s) - sum(math.log(m) for m in peaks)) / len(convs)
@@ -183,9 +191,11 @@ def quantization_safe_copy(model) -> tuple[object, list[str]]:
     bn_copy = copy.get_layer("head_bn0")
     bn_copy.set_weights([w.astype(np.float32) for w in (gamma, beta, mean / per_feature, var / per_feature**2)])
     bn_copy.epsilon = eps
-    return copy, [f"backbone features rescaled for quantization (an exact reparametrisation of {len(convs)} "
-                  f"convolutions and head_bn0: 2^-{k} overall, per-feature spread {spread:.3g}x evened out, "
-                  f"{int(dead.sum())} dead features neutralised)"]
+    return copy, [
+        f"backbone features rescaled for quantization (an exact reparametrisation of {len(convs)} "
+        f"convolutions and head_bn0: 2^-{k} overall, per-feature spread {spread:.3g}x evened out, "
+        f"{int(dead.sum())} dead features neutralised)"
+    ]
 
 
 def tflite_bytes(model, quantize: str = "none", representative: np.ndarray | None = None) -> tuple[bytes, str]:
@@ -267,8 +277,13 @@ def export_onnx_file(model, out_path: str | Path, opset: int | None = None) -> P
     return out_path
 
 
-def export_model(model_dir: str | Path, fmt: str = "tflite", quantize: str = "none",
-                 out: str | Path | None = None, data_dir: str | Path | None = None) -> dict:
+def export_model(
+    model_dir: str | Path,
+    fmt: str = "tflite",
+    quantize: str = "none",
+    out: str | Path | None = None,
+    data_dir: str | Path | None = None,
+) -> dict:
     """Export `model_dir`'s model.keras; returns {'path', 'format', 'quantize', 'how', 'bytes', 'classes'}."""
     fmt = str(fmt).lower()
     if fmt not in FORMATS:
@@ -276,8 +291,10 @@ def export_model(model_dir: str | Path, fmt: str = "tflite", quantize: str = "no
     if quantize not in QUANTIZE:
         raise ExportError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
     if fmt == "onnx" and quantize != "none":
-        raise ExportError("--quantize applies to TFLite only; ONNX is exported as float32 "
-                          "(quantize it afterwards with onnxruntime.quantization if needed)")
+        raise ExportError(
+            "--quantize applies to TFLite only; ONNX is exported as float32 "
+            "(quantize it afterwards with onnxruntime.quantization if needed)"
+        )
     mdir = resolve_model_dir(model_dir)
     card = read_card(mdir)
     model = load_model(mdir, card)
@@ -292,18 +309,37 @@ def export_model(model_dir: str | Path, fmt: str = "tflite", quantize: str = "no
             # The file only lands if it runs here and computes what the Keras model does: float16
             # closely; calibrated int8 roughly, on the real images it was given; others just run.
             calibrated = quantize == "int8" and reps is not None
-            verify_export(model, tmp, data_dir=data_dir, compare=quantize == "float16" or calibrated,
-                          **({"min_agreement": 0.9, "max_prob_diff": 1.0} if calibrated else {}))
+            verify_export(
+                model,
+                tmp,
+                data_dir=data_dir,
+                compare=quantize == "float16" or calibrated,
+                **({"min_agreement": 0.9, "max_prob_diff": 1.0} if calibrated else {}),
+            )
     else:
         export_onnx_file(model, out_path)
         how = "float32 (Keras model.export via tf2onnx)"
-    return {"path": str(out_path), "format": fmt, "quantize": quantize, "how": how,
-            "bytes": out_path.stat().st_size, "classes": list(card["classes"]),
-            "source": str(mdir / MODEL_FILE), "card": str(mdir / CARD_FILE)}
+    return {
+        "path": str(out_path),
+        "format": fmt,
+        "quantize": quantize,
+        "how": how,
+        "bytes": out_path.stat().st_size,
+        "classes": list(card["classes"]),
+        "source": str(mdir / MODEL_FILE),
+        "card": str(mdir / CARD_FILE),
+    }
 
 
-def verify_export(model, path: str | Path, data_dir: str | Path | None = None, n: int = 64,
-                  min_agreement: float = 0.98, max_prob_diff: float = 0.1, compare: bool = True) -> dict:
+def verify_export(
+    model,
+    path: str | Path,
+    data_dir: str | Path | None = None,
+    n: int = 64,
+    min_agreement: float = 0.98,
+    max_prob_diff: float = 0.1,
+    compare: bool = True,
+) -> dict:
     """Run the exported file and the Keras model on `n` images; ExportError if the file does not
     run in this runtime, gives non-finite outputs, or (compare=True) disagrees with Keras.
 
@@ -322,26 +358,33 @@ def verify_export(model, path: str | Path, data_dir: str | Path | None = None, n
     if x is None:
         x = probe_images(size, n)
     # an eager call, not model.predict: no tf.function to trace for each freshly loaded model
-    ref = np.concatenate([np.asarray(model(x[i:i + 64], training=False), dtype=np.float32)
-                          for i in range(0, len(x), 64)])
+    ref = np.concatenate(
+        [np.asarray(model(x[i : i + 64], training=False), dtype=np.float32) for i in range(0, len(x), 64)]
+    )
     try:
         got = exported_predict(path, x)
     except Exception as e:  # noqa: BLE001 - e.g. XNNPACK refusing an op of a full-int8 VGG16
-        raise ExportError(f"the converted model does not run in the TFLite runtime here "
-                          f"({type(e).__name__}: {' '.join(str(e).split())[:300]}); the file was not "
-                          f"written. Try another --quantize option.") from e
+        raise ExportError(
+            f"the converted model does not run in the TFLite runtime here "
+            f"({type(e).__name__}: {' '.join(str(e).split())[:300]}); the file was not "
+            f"written. Try another --quantize option."
+        ) from e
     if not np.isfinite(got).all():
         raise ExportError("the exported model gives non-finite outputs; the file was not written")
     if not compare:
         return {"n": int(len(x)), "agreement": None, "max_prob_diff": None}
-    result = {"n": int(len(x)), "agreement": float(np.mean(ref.argmax(1) == got.argmax(1))),
-              "max_prob_diff": float(np.abs(ref - got).max())}
+    result = {
+        "n": int(len(x)),
+        "agreement": float(np.mean(ref.argmax(1) == got.argmax(1))),
+        "max_prob_diff": float(np.abs(ref - got).max()),
+    }
     if result["agreement"] < min_agreement or not result["max_prob_diff"] <= max_prob_diff:
         raise ExportError(
             f"the exported model disagrees with the Keras model on {result['n']} check images "
             f"(top-1 agreement {result['agreement']:.1%}, max |difference in probability| "
             f"{result['max_prob_diff']:.3g}); the file was not written. Export with another --quantize "
-            f"option (none keeps float32), and please report the model this happened with.")
+            f"option (none keeps float32), and please report the model this happened with."
+        )
     return result
 
 
@@ -402,7 +445,9 @@ def exported_predict(path: str | Path, x: np.ndarray) -> np.ndarray:
     xin = x
     if inp["dtype"] != np.float32:  # an int8-input model: quantize with its own scale
         scale, zero = inp["quantization"]
-        xin = np.clip(np.round(x / scale + zero), np.iinfo(inp["dtype"]).min, np.iinfo(inp["dtype"]).max).astype(inp["dtype"])
+        xin = np.clip(np.round(x / scale + zero), np.iinfo(inp["dtype"]).min, np.iinfo(inp["dtype"]).max).astype(
+            inp["dtype"]
+        )
     interp.set_tensor(inp["index"], xin)
     interp.invoke()
     y = interp.get_tensor(outd["index"])

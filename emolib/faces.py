@@ -20,6 +20,7 @@ Three modes decide what counts as "the face" of an image:
 The Haar cascade ships inside ``opencv-python-headless`` 4.x (``cv2.data.haarcascades``);
 OpenCV 5 wheels no longer do, hence the ``<5`` pin in pyproject.toml.
 """
+
 from __future__ import annotations
 
 import functools
@@ -193,7 +194,9 @@ def crop_face(gray: np.ndarray, box: Box | tuple[int, int, int, int], margin: fl
     return img[y0:y1, x0:x1]
 
 
-def looks_like_face_crop(gray: np.ndarray, *, max_side: int = CROP_MAX_SIDE, max_aspect: float = CROP_MAX_ASPECT) -> bool:
+def looks_like_face_crop(
+    gray: np.ndarray, *, max_side: int = CROP_MAX_SIDE, max_aspect: float = CROP_MAX_ASPECT
+) -> bool:
     """True for an image that is small (longer side <= 128 px) and roughly square.
 
     Such an image (a FER2013 48x48 crop, a 100x100 RAF-DB crop) is taken as an
@@ -231,8 +234,9 @@ def face_crop(gray: np.ndarray, face: Face, *, align: bool = True, margin: float
     return landmark_crop(gray, (eye_a, eye_b), mouth, align=align)
 
 
-def find_faces(gray: np.ndarray, faces: str = "auto", *, margin: float = 0.2, detector: str = DEFAULT_DETECTOR,
-               align: bool = True) -> list[tuple[Box | None, np.ndarray]]:
+def find_faces(
+    gray: np.ndarray, faces: str = "auto", *, margin: float = 0.2, detector: str = DEFAULT_DETECTOR, align: bool = True
+) -> list[tuple[Box | None, np.ndarray]]:
     """(box, crop) per face, left to right; box is None where the whole image is used (pass-through).
 
     An empty list means a face was searched for and none was found. `detector` is 'blazeface'

@@ -3,6 +3,7 @@
 Every loader in emolib (datasets, predictor, playground) goes through `read_image`,
 so corrupt files, odd modes and decompression bombs are handled in one place.
 """
+
 from __future__ import annotations
 
 import errno

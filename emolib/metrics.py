@@ -44,6 +44,7 @@ significance, ranks, strengths_weaknesses, best_subset, reference, notes.
 `emolib evaluate --json`: schema_version, model and data fields, `accuracy`, `macro_f1`, and
 `metrics` (the same `classification_metrics` dict as metrics.json's `test`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -102,8 +103,12 @@ def per_class(y_true, y_pred, n_classes: int | None = None) -> dict[str, np.ndar
     cm = confusion_matrix(y_true, y_pred, n_classes)
     tp = np.diag(cm)
     true_sum, pred_sum = cm.sum(axis=1), cm.sum(axis=0)
-    return {"precision": _divide(tp, pred_sum), "recall": _divide(tp, true_sum),
-            "f1": _divide(2 * tp, true_sum + pred_sum), "support": true_sum.astype(np.int64)}
+    return {
+        "precision": _divide(tp, pred_sum),
+        "recall": _divide(tp, true_sum),
+        "f1": _divide(2 * tp, true_sum + pred_sum),
+        "support": true_sum.astype(np.int64),
+    }
 
 
 def accuracy(y_true, y_pred) -> float:

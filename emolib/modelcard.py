@@ -1,4 +1,5 @@
 """The model card (`reports/models/<model>/model.json`): what a trained model is and how it came to be."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +8,23 @@ from .modelfolder import RUN_KEY_FILE, write_card  # noqa: F401 - write_card: th
 from .runinfo import atomic_write_json, library_versions, machine_info, now_iso
 
 
-def build_card(*, model_name: str, cfg, classes, input_shape, info: dict, result, stages, val_metrics: dict,
-               data_fingerprint: str, synthetic: bool, params: dict, device: str, aux_classes=(),
-               aux_fingerprint: str = "") -> dict:
+def build_card(
+    *,
+    model_name: str,
+    cfg,
+    classes,
+    input_shape,
+    info: dict,
+    result,
+    stages,
+    val_metrics: dict,
+    data_fingerprint: str,
+    synthetic: bool,
+    params: dict,
+    device: str,
+    aux_classes=(),
+    aux_fingerprint: str = "",
+) -> dict:
     """Collect everything the comparison and the report need to know about one trained model.
 
     `weights_used` names the source the backbone really started from ('imagenet', 'none', a file, or
@@ -22,8 +37,13 @@ def build_card(*, model_name: str, cfg, classes, input_shape, info: dict, result
     per_stage = []
     for row in result.epochs_per_stage:
         stage = planned.get(row.get("name"))
-        per_stage.append({**row, "epochs_planned": stage.epochs if stage else None,
-                          "trainable_spec": stage.trainable if stage else None})
+        per_stage.append(
+            {
+                **row,
+                "epochs_planned": stage.epochs if stage else None,
+                "trainable_spec": stage.trainable if stage else None,
+            }
+        )
     return {
         "model_name": model_name,
         "classes": list(classes),
@@ -37,8 +57,16 @@ def build_card(*, model_name: str, cfg, classes, input_shape, info: dict, result
         "aux_classes": list(aux_classes),
         "aux_fingerprint": aux_fingerprint or None,
         "params": params,
-        "stages": [{"name": s.name, "trainable": s.trainable, "epochs": s.epochs, "learning_rate": s.learning_rate,
-                    "lr_schedule": s.lr_schedule} for s in stages],
+        "stages": [
+            {
+                "name": s.name,
+                "trainable": s.trainable,
+                "epochs": s.epochs,
+                "learning_rate": s.learning_rate,
+                "lr_schedule": s.lr_schedule,
+            }
+            for s in stages
+        ],
         "epochs_per_stage": per_stage,
         "epochs_total": int(sum(r.get("epochs_run", 0) for r in result.epochs_per_stage)),
         "wall_time_s": round(float(result.wall_time_s), 1),
@@ -56,17 +84,33 @@ def build_card(*, model_name: str, cfg, classes, input_shape, info: dict, result
     }
 
 
-def run_key(*, model_name: str, cfg, image_size: int, data_fingerprint: str, weights_used: str,
-            stages=(), aux_classes=(), aux_fingerprint: str = "") -> dict:
+def run_key(
+    *,
+    model_name: str,
+    cfg,
+    image_size: int,
+    data_fingerprint: str,
+    weights_used: str,
+    stages=(),
+    aux_classes=(),
+    aux_fingerprint: str = "",
+) -> dict:
     """What a checkpoint in reports/models/<model>/ was trained for; a change means start over.
 
     weights_used of a pretrained backbone carries its cache key, so new pretrained weights restart
     the fine-tuning too. The auxiliary classes enter only when used (older keys stay valid).
     """
-    key = {"model_name": model_name, "profile": cfg.profile.name, "classes": list(cfg.classes), "seed": cfg.seed,
-           "image_size": image_size, "data_fingerprint": data_fingerprint, "weights_used": weights_used,
-           "max_train_per_class": cfg.profile.max_train_per_class,
-           "stages": [[s.name, s.trainable, s.epochs, s.learning_rate, s.lr_schedule] for s in stages]}
+    key = {
+        "model_name": model_name,
+        "profile": cfg.profile.name,
+        "classes": list(cfg.classes),
+        "seed": cfg.seed,
+        "image_size": image_size,
+        "data_fingerprint": data_fingerprint,
+        "weights_used": weights_used,
+        "max_train_per_class": cfg.profile.max_train_per_class,
+        "stages": [[s.name, s.trainable, s.epochs, s.learning_rate, s.lr_schedule] for s in stages],
+    }
     if aux_classes:
         key.update(aux_classes=list(aux_classes), aux_fingerprint=aux_fingerprint)
     return key
@@ -83,8 +127,11 @@ def prepare_out_dir(out_dir: str | Path, key: dict) -> bool:
 
     out_dir = Path(out_dir)
     key_file = out_dir / RUN_KEY_FILE
-    stale = out_dir.exists() and any(out_dir.iterdir()) and (
-        not key_file.exists() or json.loads(key_file.read_text()) != json.loads(json.dumps(key)))
+    stale = (
+        out_dir.exists()
+        and any(out_dir.iterdir())
+        and (not key_file.exists() or json.loads(key_file.read_text()) != json.loads(json.dumps(key)))
+    )
     if stale:
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

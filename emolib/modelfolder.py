@@ -60,7 +60,11 @@ def find_model_dirs(root: str | Path, names=None) -> dict[str, Path]:
         found = {d.name: d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and is_model_dir(d)}
     else:
         found = {}
-    order = names if names is not None else [*[n for n in MODEL_NAMES if n in found], *sorted(set(found) - set(MODEL_NAMES))]
+    order = (
+        names
+        if names is not None
+        else [*[n for n in MODEL_NAMES if n in found], *sorted(set(found) - set(MODEL_NAMES))]
+    )
     return {n: found[n] for n in order if n in found}
 
 
@@ -70,7 +74,9 @@ def resolve_model_dir(model_dir: str | Path) -> Path:
     if path.is_file() and path.name == MODEL_FILE:
         path = path.parent
     if not path.exists():
-        raise ModelDirError(f"{path}: model folder not found (train one first, e.g. `make train` -> reports/models/cnn)")
+        raise ModelDirError(
+            f"{path}: model folder not found (train one first, e.g. `make train` -> reports/models/cnn)"
+        )
     if not path.is_dir():
         raise ModelDirError(f"{path}: not a model folder (expected a folder with {MODEL_FILE} and {CARD_FILE})")
     if not (path / MODEL_FILE).is_file():

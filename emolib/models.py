@@ -21,6 +21,7 @@ Which weights a backbone starts from ('auto', 'disjoint': pretrained offline on 
 classes outside the task) is decided in `emolib.pretrain`; this module builds from
 'imagenet', 'none' or a weights file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,9 +36,19 @@ from keras import layers, ops
 from .config import MODEL_NAMES, Stage
 
 __all__ = [
-    "BACKBONES", "BackbonePreprocess", "WeightsUnavailableError", "WeightsFileNotFoundError",
-    "WeightsFallbackWarning", "build_model", "build_model_with_info", "apply_stage",
-    "count_params", "head_layers", "backbone_of", "preprocessing_description", "task_output_model",
+    "BACKBONES",
+    "BackbonePreprocess",
+    "WeightsUnavailableError",
+    "WeightsFileNotFoundError",
+    "WeightsFallbackWarning",
+    "build_model",
+    "build_model_with_info",
+    "apply_stage",
+    "count_params",
+    "head_layers",
+    "backbone_of",
+    "preprocessing_description",
+    "task_output_model",
     "imagenet_unavailable",
 ]
 
@@ -121,11 +132,15 @@ def preprocessing_description(name: str) -> str:
         return "raw gray 0..255 -> Rescaling(1/255) -> [0, 1]"
     mode = BACKBONES[name][1]
     if mode == "caffe":
-        return ("raw gray 0..255 -> repeat to RGB -> 'caffe' (RGB->BGR, subtract ImageNet means "
-                "B,G,R = 103.939, 116.779, 123.68), as keras.applications."
-                f"{'vgg16' if name == 'vgg16' else 'resnet50'}.preprocess_input")
-    return ("raw gray 0..255 -> repeat to RGB -> 'tf' (x / 127.5 - 1, range [-1, 1]), "
-            "as keras.applications.mobilenet_v2.preprocess_input")
+        return (
+            "raw gray 0..255 -> repeat to RGB -> 'caffe' (RGB->BGR, subtract ImageNet means "
+            "B,G,R = 103.939, 116.779, 123.68), as keras.applications."
+            f"{'vgg16' if name == 'vgg16' else 'resnet50'}.preprocess_input"
+        )
+    return (
+        "raw gray 0..255 -> repeat to RGB -> 'tf' (x / 127.5 - 1, range [-1, 1]), "
+        "as keras.applications.mobilenet_v2.preprocess_input"
+    )
 
 
 # --------------------------------------------------------------------------- build
@@ -261,8 +276,14 @@ def _load_local_weights(name: str, backbone: keras.Model, path: Path) -> None:
         )
 
 
-def build_model_with_info(name: str, input_shape=(48, 48, 1), n_classes: int = 3, weights: str = "none",
-                          l2: float = 1e-3, weights_label: str | None = None) -> tuple[keras.Model, dict]:
+def build_model_with_info(
+    name: str,
+    input_shape=(48, 48, 1),
+    n_classes: int = 3,
+    weights: str = "none",
+    l2: float = 1e-3,
+    weights_label: str | None = None,
+) -> tuple[keras.Model, dict]:
     """Build model `name` (uncompiled) and say which weights it got.
 
     weights: 'imagenet' (download via Keras; `WeightsUnavailableError` when it cannot),
@@ -283,9 +304,15 @@ def build_model_with_info(name: str, input_shape=(48, 48, 1), n_classes: int = 3
     if n_classes < 2:
         raise ValueError(f"n_classes must be >= 2, got {n_classes}")
     requested = "none" if weights is None else str(weights)
-    info = {"weights_requested": requested, "weights_used": "none", "backbone": None,
-            "preprocessing": preprocessing_description(name), "input_shape": list(shape),
-            "n_classes": n_classes, "model": name}
+    info = {
+        "weights_requested": requested,
+        "weights_used": "none",
+        "backbone": None,
+        "preprocessing": preprocessing_description(name),
+        "input_shape": list(shape),
+        "n_classes": n_classes,
+        "model": name,
+    }
     if name == "cnn":
         return _build_cnn(shape, n_classes, l2), info
 
@@ -301,8 +328,11 @@ def build_model_with_info(name: str, input_shape=(48, 48, 1), n_classes: int = 3
             backbone = _imagenet_backbone(name, shape3)
             info["weights_used"] = "imagenet"
         except WeightsUnavailableError as e:
-            warnings.warn(f"weights='auto': ImageNet weights unavailable, using RANDOM INIT instead. {e}",
-                          WeightsFallbackWarning, stacklevel=2)
+            warnings.warn(
+                f"weights='auto': ImageNet weights unavailable, using RANDOM INIT instead. {e}",
+                WeightsFallbackWarning,
+                stacklevel=2,
+            )
             backbone = None
     elif key not in ("none", "random", ""):
         path = Path(requested).expanduser()
@@ -345,8 +375,9 @@ def build_model_with_info(name: str, input_shape=(48, 48, 1), n_classes: int = 3
     return model, info
 
 
-def build_model(name: str, input_shape=(48, 48, 1), n_classes: int = 3, weights: str = "none",
-                l2: float = 1e-3) -> keras.Model:
+def build_model(
+    name: str, input_shape=(48, 48, 1), n_classes: int = 3, weights: str = "none", l2: float = 1e-3
+) -> keras.Model:
     """Build model `name` (uncompiled); see `build_model_with_info` for the arguments."""
     return build_model_with_info(name, input_shape, n_classes, weights, l2)[0]
 
@@ -386,8 +417,11 @@ def backbone_of(model: keras.Model):
 
 def head_layers(model: keras.Model) -> list:
     """The model's own layers other than the input, the preprocessing and the backbone."""
-    return [lyr for lyr in model.layers
-            if lyr.name != "backbone" and not isinstance(lyr, (layers.InputLayer, BackbonePreprocess))]
+    return [
+        lyr
+        for lyr in model.layers
+        if lyr.name != "backbone" and not isinstance(lyr, (layers.InputLayer, BackbonePreprocess))
+    ]
 
 
 def _n_params(weights) -> int:
@@ -411,8 +445,8 @@ def apply_stage(model: keras.Model, stage: Stage | str) -> tuple[int, int]:
     """Set the trainable flags for a stage; returns (trainable_params, total_params).
 
     'all': everything but backbone BatchNorm; 'scratch': everything (a backbone that
-    starts from random weights, built to run its BatchNorm in training mode); 'head': backbone frozen; 'top:N': the last N layers of the
-    backbone; 'blocks:p1,p2': backbone layers whose name starts with one of the
+    starts from random weights, built to run its BatchNorm in training mode); 'head': backbone frozen;
+    'top:N': the last N layers of the backbone; 'blocks:p1,p2': backbone layers whose name starts with one of the
     prefixes (VGG16 'block5', ResNet50 'conv5', MobileNetV2 'block_16'). The head is
     always trainable and BatchNorm layers inside the backbone are never trainable (they
     also run in inference mode, see build_model). Recompile the model afterwards.

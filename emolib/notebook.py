@@ -37,9 +37,18 @@ class Run:
         return time.time() - self.started
 
 
-def open_run(*, profile: str, classes: str, data_dir: str, seed: int, reports_dir: str,
-             weights: str | None = None, model_name: str | None = None, progress: bool = True,
-             banner: bool = True) -> Run:
+def open_run(
+    *,
+    profile: str,
+    classes: str,
+    data_dir: str,
+    seed: int,
+    reports_dir: str,
+    weights: str | None = None,
+    model_name: str | None = None,
+    progress: bool = True,
+    banner: bool = True,
+) -> Run:
     """Resolve parameters and data for a notebook; see the module docstring.
 
     model_name applies the profile's per-model overrides (image size, schedule) as the
@@ -50,8 +59,9 @@ def open_run(*, profile: str, classes: str, data_dir: str, seed: int, reports_di
 
     started = time.time()
     extra = {} if weights is None else {"weights": weights}
-    cfg = config.resolve(profile=profile, classes=classes, data_dir=data_dir, seed=seed, reports_dir=reports_dir,
-                         **extra)
+    cfg = config.resolve(
+        profile=profile, classes=classes, data_dir=data_dir, seed=seed, reports_dir=reports_dir, **extra
+    )
     if model_name is not None:
         cfg = dataclasses.replace(cfg, profile=cfg.profile.for_model(model_name))
     data_path = data.resolve_data_dir(cfg.data_dir, profile=cfg.profile, seed=cfg.seed)

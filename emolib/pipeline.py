@@ -7,6 +7,7 @@ input side stays far faster than a training step (see `make bench`).
 Models take raw grayscale pixels (S, S, 1) as float32 in 0..255 and do their own
 preprocessing inside the graph; `channels=3` is there for models that want RGB.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,9 +44,18 @@ def _op_determinism() -> bool:
         return False
 
 
-def make_dataset(pixels: np.ndarray, labels: np.ndarray | None = None, *, image_size: int | None = None,
-                 batch_size: int = 32, training: bool = False, augment: bool | None = None, channels: int = 1,
-                 seed: int = 42, cache: bool = True):
+def make_dataset(
+    pixels: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    image_size: int | None = None,
+    batch_size: int = 32,
+    training: bool = False,
+    augment: bool | None = None,
+    channels: int = 1,
+    seed: int = 42,
+    cache: bool = True,
+):
     """Build a tf.data.Dataset of (x, y) batches (x only if labels is None).
 
     pixels: (N, H, W) uint8. training=True shuffles (seeded, reshuffled every epoch)
@@ -93,8 +103,9 @@ def make_datasets(prepared, *, image_size: int, batch_size: int, seed: int = 42,
     va_x, va_y = prepared.split("val")
     te_x, te_y = prepared.split("test")
     return (
-        make_dataset(tr_x, tr_y, image_size=image_size, batch_size=batch_size, training=True, augment=augment,
-                     seed=seed),
+        make_dataset(
+            tr_x, tr_y, image_size=image_size, batch_size=batch_size, training=True, augment=augment, seed=seed
+        ),
         make_dataset(va_x, va_y, image_size=image_size, batch_size=batch_size),
         make_dataset(te_x, te_y, image_size=image_size, batch_size=batch_size),
     )
@@ -104,8 +115,6 @@ def throughput(ds, steps: int | None = None) -> float:
     """Batches of a dataset per second read end to end (for the input-pipeline benchmark)."""
     import time
 
-    n = 0
     t0 = time.perf_counter()
-    for n, _ in enumerate(ds.take(steps) if steps else ds, start=1):
-        pass
+    n = sum(1 for _ in (ds.take(steps) if steps else ds))
     return n / max(time.perf_counter() - t0, 1e-9)

@@ -13,6 +13,7 @@ of the widget callbacks, so the page stays usable.
 Two more tabs (`live_tabs`): **Camera** (the webcam, analysed live by the kernel: `emolib.camera`)
 and **Video** (one short clip, its per-track timelines and key frames: `emolib.video`).
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,8 +21,9 @@ import html
 import io
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,8 +124,16 @@ def boxed_image(gray: np.ndarray, boxes: Sequence, max_side: int = 360) -> np.nd
     return np.asarray(img)
 
 
-def analyse(name: str, source: Any, predictors: dict, *, faces: str = "auto", cam: bool = True,
-            detector: str = DEFAULT_DETECTOR, align: bool = True) -> dict:
+def analyse(
+    name: str,
+    source: Any,
+    predictors: dict,
+    *,
+    faces: str = "auto",
+    cam: bool = True,
+    detector: str = DEFAULT_DETECTOR,
+    align: bool = True,
+) -> dict:
     """Run every predictor on one image: {"name", "gray", "boxes", "status", "faces": [{model: FaceResult, cam}]}.
 
     detector, align: as in `emolib.predict.Predictor.predict`."""
@@ -155,10 +165,12 @@ def analyse(name: str, source: Any, predictors: dict, *, faces: str = "auto", ca
                 maps = None
         for i, ((box, crop), p) in enumerate(zip(crops, probs)):
             res = pred._result(p, i, box, name)
-            per_face[i][mname] = {"result": res, "cam": overlay(crop, maps[i]) if maps is not None else None,
-                                  "crop": crop}
-    return {"name": name, "status": status if not per_face else "ok", "gray": gray, "boxes": boxes,
-            "faces": per_face}
+            per_face[i][mname] = {
+                "result": res,
+                "cam": overlay(crop, maps[i]) if maps is not None else None,
+                "crop": crop,
+            }
+    return {"name": name, "status": status if not per_face else "ok", "gray": gray, "boxes": boxes, "faces": per_face}
 
 
 def result_rows(analysis: dict) -> list[dict]:
@@ -169,10 +181,21 @@ def result_rows(analysis: dict) -> list[dict]:
         for mname, r in face.items():
             res = r["result"]
             box = res.box or (None, None, None, None)
-            rows.append({"file": analysis["name"], "face": i, "model": mname, "x": box[0], "y": box[1],
-                         "w": box[2], "h": box[3], "status": res.status, "emotion": res.emotion,
-                         "confidence": round(res.confidence, 4),
-                         **{f"p_{c}": round(v, 4) for c, v in res.probabilities.items()}})
+            rows.append(
+                {
+                    "file": analysis["name"],
+                    "face": i,
+                    "model": mname,
+                    "x": box[0],
+                    "y": box[1],
+                    "w": box[2],
+                    "h": box[3],
+                    "status": res.status,
+                    "emotion": res.emotion,
+                    "confidence": round(res.confidence, 4),
+                    **{f"p_{c}": round(v, 4) for c, v in res.probabilities.items()},
+                }
+            )
     return rows
 
 
@@ -184,19 +207,27 @@ def analysis_html(analysis: dict) -> str:
     if analysis["gray"] is None:
         reason = esc(status_text(analysis["status"]))
         return f'<div class="emolib-result"><b>{esc(analysis["name"])}</b>: {reason}</div>'
-    parts = [f'<div class="emolib-result" style="border-top:1px solid #ccc;padding:8px 0">'
-             f'<div style="font-weight:bold">{esc(analysis["name"])}: {len(analysis["faces"])} face(s)'
-             f'{"" if analysis["faces"] else " (" + esc(status_text(analysis["status"])) + ")"}</div>'
-             f'<img src="{_png(boxed_image(analysis["gray"], analysis["boxes"]))}" style="max-width:360px"/>']
+    parts = [
+        f'<div class="emolib-result" style="border-top:1px solid #ccc;padding:8px 0">'
+        f'<div style="font-weight:bold">{esc(analysis["name"])}: {len(analysis["faces"])} face(s)'
+        f"{'' if analysis['faces'] else ' (' + esc(status_text(analysis['status'])) + ')'}</div>"
+        f'<img src="{_png(boxed_image(analysis["gray"], analysis["boxes"]))}" style="max-width:360px"/>'
+    ]
     for i, face in enumerate(analysis["faces"]):
         parts.append(f'<div style="margin:6px 0 0 0"><b>face {i}</b><div style="display:flex;flex-wrap:wrap">')
         for mname, r in face.items():
             res = r["result"]
-            cam = (f'<img src="{_png(r["cam"])}" width="120" title="Grad-CAM {esc(mname)}"/>'
-                   if r["cam"] is not None else "")
-            parts.append(f'<div style="margin:4px 18px 4px 0;display:flex;align-items:flex-start">'
-                         f'<div>{prob_bars_html(res.probabilities, title=f"{mname}: {res.emotion} ({100 * res.confidence:.1f}%)")}</div>'
-                         f'<div style="margin-left:6px;font-size:11px">{cam}<br/>Grad-CAM</div></div>')
+            title = f"{mname}: {res.emotion} ({100 * res.confidence:.1f}%)"
+            cam = (
+                f'<img src="{_png(r["cam"])}" width="120" title="Grad-CAM {esc(mname)}"/>'
+                if r["cam"] is not None
+                else ""
+            )
+            parts.append(
+                f'<div style="margin:4px 18px 4px 0;display:flex;align-items:flex-start">'
+                f"<div>{prob_bars_html(res.probabilities, title=title)}</div>"
+                f'<div style="margin-left:6px;font-size:11px">{cam}<br/>Grad-CAM</div></div>'
+            )
         parts.append("</div></div>")
     parts.append("</div>")
     return "".join(parts)
@@ -208,22 +239,32 @@ def csv_link(rows: list[dict], filename: str = "predictions.csv") -> str:
     return f'<a download="{html.escape(filename)}" href="{uri}" class="emolib-csv">Download the results (CSV)</a>'
 
 
-def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MAX_UPLOAD_MB, faces: str = "auto",
-        max_files: int | None = None, max_total_mb: float | None = None, detector: str = DEFAULT_DETECTOR):
+def app(
+    model_dir: str | os.PathLike | None = None,
+    *,
+    max_upload_mb: float = MAX_UPLOAD_MB,
+    faces: str = "auto",
+    max_files: int | None = None,
+    max_total_mb: float | None = None,
+    detector: str = DEFAULT_DETECTOR,
+):
     """Build the playground UI (ipywidgets). Upload limits: see `emolib.uploads` (defaults there)."""
     import ipywidgets as w
 
     from . import uploads as U
     from .predict import load_predictor
 
-    limits = U.Limits(max_file_mb=max_upload_mb, max_files=max_files or U.MAX_FILES,
-                      max_total_mb=max_total_mb or U.MAX_TOTAL_MB)
+    limits = U.Limits(
+        max_file_mb=max_upload_mb, max_files=max_files or U.MAX_FILES, max_total_mb=max_total_mb or U.MAX_TOTAL_MB
+    )
 
     root = resolve_model_root(model_dir)
     dirs = find_models(root)
     if not dirs:
-        return w.HTML(f"<b>No trained model under {html.escape(str(root))}</b> (a folder with model.keras and "
-                      f"model.json, or folders of them). Run <code>make train</code>, or set {MODEL_DIR_ENV}.")
+        return w.HTML(
+            f"<b>No trained model under {html.escape(str(root))}</b> (a folder with model.keras and "
+            f"model.json, or folders of them). Run <code>make train</code>, or set {MODEL_DIR_ENV}."
+        )
     cache: dict[str, Any] = {}
 
     def predictor(name):
@@ -233,12 +274,19 @@ def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MA
 
     upload = w.FileUpload(accept="image/*", multiple=True, description="Upload photos")
     upload.add_class("emolib-upload")
-    model_dd = w.Dropdown(options=[ALL_MODELS, *dirs], value=ALL_MODELS if len(dirs) > 1 else next(iter(dirs)),
-                          description="Model")
-    faces_dd = w.Dropdown(options=[("find faces (auto)", "auto"), ("always search", "on"), ("whole image", "off")],
-                          value=faces, description="Faces")
-    detector_dd = w.Dropdown(options=[("BlazeFace, aligned", "blazeface"), ("Haar cascade", "haar")],
-                             value=check_detector(detector), description="Detector")
+    model_dd = w.Dropdown(
+        options=[ALL_MODELS, *dirs], value=ALL_MODELS if len(dirs) > 1 else next(iter(dirs)), description="Model"
+    )
+    faces_dd = w.Dropdown(
+        options=[("find faces (auto)", "auto"), ("always search", "on"), ("whole image", "off")],
+        value=faces,
+        description="Faces",
+    )
+    detector_dd = w.Dropdown(
+        options=[("BlazeFace, aligned", "blazeface"), ("Haar cascade", "haar")],
+        value=check_detector(detector),
+        description="Detector",
+    )
     samples = test_images(dirs)
     picker = w.SelectMultiple(options=[(Path(p).name, p) for p in samples], rows=6, description="Test images")
     run_btn = w.Button(description="Predict selected test images", layout=w.Layout(width="260px"))
@@ -286,20 +334,29 @@ def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MA
         if rows:
             df = pd.DataFrame(rows).astype(object)
             df = df.where(df.notna(), "")
-            table = (f"<h4>Results ({n_ok} of {len(items)} image(s) with a prediction)</h4>"
-                     + df.to_html(index=False, border=0, classes="emolib-table", na_rep="") + csv_link(rows))
+            table = (
+                f"<h4>Results ({n_ok} of {len(items)} image(s) with a prediction)</h4>"
+                + df.to_html(index=False, border=0, classes="emolib-table", na_rep="")
+                + csv_link(rows)
+            )
         out.value = problems_html(problems) + table + "".join(blocks)
-        status.value = (f"done: {n_ok} of {len(items)} image(s) with a prediction, {len(problems)} message(s); "
-                        f"model(s): {', '.join(names)}")
+        status.value = (
+            f"done: {n_ok} of {len(items)} image(s) with a prediction, {len(problems)} message(s); "
+            f"model(s): {', '.join(names)}"
+        )
 
     def guarded(fn, what: str):
         """A widget callback that never raises (in Voila a traceback would replace the answer)."""
+
         def callback(*args):
             try:
                 fn(*args)
             except Exception as e:  # noqa: BLE001
-                status.value = (f'<span class="emolib-problem" style="color:#c62828">{html.escape(what)} failed: '
-                                f'{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>')
+                status.value = (
+                    f'<span class="emolib-problem" style="color:#c62828">{html.escape(what)} failed: '
+                    f"{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>"
+                )
+
         return callback
 
     def on_upload(change):
@@ -313,8 +370,10 @@ def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MA
 
     def on_upload_error(change):
         if change["new"]:
-            status.value = (f'<span class="emolib-problem" style="color:#c62828">the browser could not read the '
-                            f'files: {html.escape(str(change["new"]))}</span>')
+            status.value = (
+                f'<span class="emolib-problem" style="color:#c62828">the browser could not read the '
+                f"files: {html.escape(str(change['new']))}</span>"
+            )
 
     def on_run(_):
         run([(Path(p).name, p) for p in picker.value], [] if picker.value else ["select test images first"])
@@ -322,9 +381,11 @@ def app(model_dir: str | os.PathLike | None = None, *, max_upload_mb: float = MA
     upload.observe(guarded(on_upload, "the upload"), names="value")
     upload.observe(guarded(on_upload_error, "the upload"), names="error")
     run_btn.on_click(guarded(on_run, "the prediction"))
-    head = w.HTML(f"<div style='font-size:12px;color:#444'>Models from <code>{html.escape(str(root))}</code>: "
-                  f"{', '.join(dirs)}. Photos are decoded in memory (never stored): "
-                  f"{html.escape(limits.describe())}.</div>")
+    head = w.HTML(
+        f"<div style='font-size:12px;color:#444'>Models from <code>{html.escape(str(root))}</code>: "
+        f"{', '.join(dirs)}. Photos are decoded in memory (never stored): "
+        f"{html.escape(limits.describe())}.</div>"
+    )
     controls = w.HBox([model_dd, faces_dd, detector_dd, gradcam_cb])
     pick = w.HBox([picker, run_btn]) if samples else w.HTML("<i>(no readable test images listed)</i>")
     photos = w.VBox([head, controls, upload, pick, status, out])
@@ -351,8 +412,10 @@ def live_tabs(photos, dirs: dict[str, Path], load, *, default: str | None = None
     import ipywidgets as w
 
     default = default if default in dirs else next(iter(dirs))
-    tabs = w.Tab(children=[photos, camera_panel(dirs, load, default), video_panel(dirs, load, default)],
-                 titles=("Photos", "Camera", "Video"))
+    tabs = w.Tab(
+        children=[photos, camera_panel(dirs, load, default), video_panel(dirs, load, default)],
+        titles=("Photos", "Camera", "Video"),
+    )
     tabs.add_class("emolib-modes")
     return tabs
 
@@ -381,11 +444,13 @@ def camera_panel(dirs: dict[str, Path], load, default: str):
     except ImportError as e:
         return w.HTML(f'<div class="emolib-problem" style="color:#c62828">{html.escape(str(e))}</div>')
     cam.add_class("emolib-camera-widget")
-    head = w.HTML(f"<div style='font-size:12px;color:#444'>Start the camera: each frame (at most "
-                  f"{FRAME_WIDTH}x{FRAME_HEIGHT}, JPEG) goes to the kernel, the next one only once the kernel "
-                  f"answered; faces come back boxed with their emotion and probabilities. Frames are analysed in "
-                  f"memory and never stored. The timeline shows the largest face over the last "
-                  f"{TIMELINE_S:g} s.</div>")
+    head = w.HTML(
+        f"<div style='font-size:12px;color:#444'>Start the camera: each frame (at most "
+        f"{FRAME_WIDTH}x{FRAME_HEIGHT}, JPEG) goes to the kernel, the next one only once the kernel "
+        f"answered; faces come back boxed with their emotion and probabilities. Frames are analysed in "
+        f"memory and never stored. The timeline shows the largest face over the last "
+        f"{TIMELINE_S:g} s.</div>"
+    )
     return w.VBox([head, model_dd, cam])
 
 
@@ -406,8 +471,10 @@ def video_panel(dirs: dict[str, Path], load, default: str, limits=None):
 
     limits = limits or U.VideoLimits()
     if _video_support() is None:
-        return w.HTML('<div class="emolib-problem emolib-video-missing" style="color:#c62828">Video support is '
-                      'not installed (this emolib has no <code>emolib.video</code>).</div>')
+        return w.HTML(
+            '<div class="emolib-problem emolib-video-missing" style="color:#c62828">Video support is '
+            "not installed (this emolib has no <code>emolib.video</code>).</div>"
+        )
     model_dd = _model_dropdown(dirs, default)
     upload = w.FileUpload(accept="video/*,.mp4,.mov,.webm,.mkv,.avi", multiple=False, description="Upload a video")
     upload.add_class("emolib-video-upload")
@@ -423,22 +490,28 @@ def video_panel(dirs: dict[str, Path], load, default: str, limits=None):
             name, data, container = U.check_video_upload(change["new"], limits)
             res = analyse_video(name, data, container, load(model_dd.value), limits)
             out.value = video_html(res)
-            status.value = (f"done: {html.escape(name)}, {len(res['rows'])} face row(s) in "
-                            f"{res['info'].seconds:.1f} s of video, {len(res['tracks'])} track(s)")
+            status.value = (
+                f"done: {html.escape(name)}, {len(res['rows'])} face row(s) in "
+                f"{res['info'].seconds:.1f} s of video, {len(res['tracks'])} track(s)"
+            )
         except U.UploadRefused as e:
             out.value = ""
             status.value = f'<span class="emolib-problem" style="color:#c62828">{html.escape(str(e))}</span>'
         except Exception as e:  # noqa: BLE001 - a callback must not raise; the page stays usable
             out.value = ""
-            status.value = (f'<span class="emolib-problem" style="color:#c62828">the video could not be analysed: '
-                            f'{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>')
+            status.value = (
+                f'<span class="emolib-problem" style="color:#c62828">the video could not be analysed: '
+                f"{html.escape(type(e).__name__)}: {html.escape(str(e))}</span>"
+            )
         finally:
             upload.value = ()  # drop the bytes and re-arm the button
 
     upload.observe(on_upload, names="value")
-    head = w.HTML(f"<div style='font-size:12px;color:#444'>Upload {html.escape(limits.describe())}. It is "
-                  f"analysed at {VIDEO_SAMPLE_FPS:g} frames per second from a temporary file that is removed "
-                  f"right after.</div>")
+    head = w.HTML(
+        f"<div style='font-size:12px;color:#444'>Upload {html.escape(limits.describe())}. It is "
+        f"analysed at {VIDEO_SAMPLE_FPS:g} frames per second from a temporary file that is removed "
+        f"right after.</div>"
+    )
     return w.VBox([head, model_dd, upload, status, out])
 
 
@@ -477,8 +550,16 @@ def analyse_video(name: str, data: bytes, container: str, predictor, limits=None
         except Exception:  # noqa: BLE001 - one figure failing leaves the others and the table
             continue
     status, note = str(getattr(result, "status", "ok")), getattr(result, "note", None)
-    return {"name": name, "info": info, "rows": rows, "tracks": tracks, "timelines": timelines, "frames": frames,
-            "status": status, "note": note}
+    return {
+        "name": name,
+        "info": info,
+        "rows": rows,
+        "tracks": tracks,
+        "timelines": timelines,
+        "frames": frames,
+        "status": status,
+        "note": note,
+    }
 
 
 def _figure_png(fig) -> str:
@@ -501,8 +582,9 @@ def _pick_key_frames(rows: list[dict], k: int) -> list[int]:
         if t not in best or (r.get("confidence") or 0) > (best[t].get("confidence") or 0):
             best[t] = r
     chosen = sorted({int(r["frame"]) for r in best.values()})[:k]
-    with_faces = sorted({int(r["frame"]) for r in ok}) or sorted({int(r["frame"]) for r in rows
-                                                                  if r.get("frame") is not None})
+    with_faces = sorted({int(r["frame"]) for r in ok}) or sorted(
+        {int(r["frame"]) for r in rows if r.get("frame") is not None}
+    )
     spread = np.linspace(0, len(with_faces) - 1, num=min(k, len(with_faces))).round().astype(int)
     for i in spread if with_faces else ():
         if len(chosen) < k and with_faces[i] not in chosen:
@@ -566,12 +648,15 @@ def video_html(res: dict) -> str:
     """The video result: the track table, each track's timeline figure, the key frames and a CSV link."""
     esc = html.escape
     info = res["info"]
-    parts = [f'<div class="emolib-video-result"><b>{esc(res["name"])}</b>: {info.width}x{info.height}, '
-             f'{info.seconds:.1f} s at {info.fps:.1f} fps, {len(res["tracks"])} face track(s)</div>']
+    parts = [
+        f'<div class="emolib-video-result"><b>{esc(res["name"])}</b>: {info.width}x{info.height}, '
+        f"{info.seconds:.1f} s at {info.fps:.1f} fps, {len(res['tracks'])} face track(s)</div>"
+    ]
     if res.get("status", "ok") != "ok":
         said = {"no_face": "no face found in the video", "blank": "only blank face crops in the video"}
-        parts.append(f'<div class="emolib-problem" style="color:#c62828">{esc(said.get(res["status"], res["status"]))}'
-                     f'</div>')
+        parts.append(
+            f'<div class="emolib-problem" style="color:#c62828">{esc(said.get(res["status"], res["status"]))}</div>'
+        )
     if res.get("note"):
         parts.append(f'<div style="color:#777;font-size:12px">{esc(str(res["note"]))}</div>')
     if res["tracks"]:
@@ -581,15 +666,19 @@ def video_html(res: dict) -> str:
     elif res.get("status", "ok") == "ok":
         parts.append('<div class="emolib-problem" style="color:#c62828">no face found in the video</div>')
     for track, png in res["timelines"]:
-        parts.append(f'<figure class="emolib-video-timeline" style="margin:6px 0"><img src="{png}" '
-                     f'style="max-width:640px"/><figcaption style="font-size:11px">track {esc(str(track))}: '
-                     f'probabilities over time</figcaption></figure>')
+        parts.append(
+            f'<figure class="emolib-video-timeline" style="margin:6px 0"><img src="{png}" '
+            f'style="max-width:640px"/><figcaption style="font-size:11px">track {esc(str(track))}: '
+            f"probabilities over time</figcaption></figure>"
+        )
     if res["frames"]:
         parts.append('<div class="emolib-video-frames" style="display:flex;flex-wrap:wrap;gap:8px">')
         for frame, t, png in res["frames"]:
             when = f"{t:.1f} s" if t == t else f"frame {frame}"
-            parts.append(f'<figure style="margin:0"><img src="{png}"/><figcaption style="font-size:11px">{when}'
-                         f'</figcaption></figure>')
+            parts.append(
+                f'<figure style="margin:0"><img src="{png}"/><figcaption style="font-size:11px">{when}'
+                f"</figcaption></figure>"
+            )
         parts.append("</div>")
     if res["rows"]:
         parts.append(csv_link(res["rows"], "video_predictions.csv"))
@@ -626,8 +715,9 @@ def _offline_image_path(path: str, reports_dir: Path) -> Path | None:
     return None
 
 
-def pick_playground_images(preds: dict[str, pd.DataFrame], classes: Sequence[str], n: int = 12, seed: int = 0,
-                           error_share: float = 0.5) -> list[str]:
+def pick_playground_images(
+    preds: dict[str, pd.DataFrame], classes: Sequence[str], n: int = 12, seed: int = 0, error_share: float = 0.5
+) -> list[str]:
     """Test image paths for the playground: about `error_share` errors (of any model), the rest correct,
     spread over the true classes; deterministic."""
     names = list(preds)
@@ -663,8 +753,9 @@ def pick_playground_images(preds: dict[str, pd.DataFrame], classes: Sequence[str
     return chosen
 
 
-def playground_data(reports_dir="reports", n_images: int = 12, seed: int = 0, gradcam: bool = True,
-                    models: Sequence[str] | None = None) -> dict:
+def playground_data(
+    reports_dir="reports", n_images: int = 12, seed: int = 0, gradcam: bool = True, models: Sequence[str] | None = None
+) -> dict:
     """Precompute everything the static playground shows.
 
     Returns {"models": [...], "classes": [...], "items": [{"path", "name", "true", "image_png",
@@ -726,10 +817,22 @@ def playground_data(reports_dir="reports", n_images: int = 12, seed: int = 0, gr
             row = df[df["path"] == p].iloc[0]
             true = str(row["true"])
             probs = {c: float(row.get(f"p_{c}", float("nan"))) for c in classes}
-            per_model[name] = {"probs": probs, "predicted": str(row["predicted"]),
-                               "confidence": float(row.get("confidence", max(probs.values()))), "cam_png": None}
-        items.append({"path": p, "name": Path(p).name, "true": true, "gray": gray,
-                      "image_png": array_png(_offline_display_image(gray), scale=1), "per_model": per_model})
+            per_model[name] = {
+                "probs": probs,
+                "predicted": str(row["predicted"]),
+                "confidence": float(row.get("confidence", max(probs.values()))),
+                "cam_png": None,
+            }
+        items.append(
+            {
+                "path": p,
+                "name": Path(p).name,
+                "true": true,
+                "gray": gray,
+                "image_png": array_png(_offline_display_image(gray), scale=1),
+                "per_model": per_model,
+            }
+        )
     if len(items) < len(paths) and not items:
         notes.append(f"the test images listed in {PREDICTIONS_FILE} are not readable from here")
     if gradcam and items:
@@ -765,8 +868,12 @@ def _offline_gradcams(items: list[dict], dirs: dict[str, Path], classes: Sequenc
             continue
         try:
             x = np.stack([read_image(it["gray"], mode="L", size=pred.size) for it in items]).astype(np.float32)
-            idx = [classes.index(it["per_model"][name]["predicted"]) if it["per_model"][name]["predicted"] in classes
-                   else 0 for it in items]
+            idx = [
+                classes.index(it["per_model"][name]["predicted"])
+                if it["per_model"][name]["predicted"] in classes
+                else 0
+                for it in items
+            ]
             maps = gradcam(pred.model, x[..., None], class_index=idx)
         except Exception as e:  # noqa: BLE001 - Grad-CAM is an extra; the panel still shows probabilities
             notes.append(f"{name}: Grad-CAM failed ({type(e).__name__}: {e})")
@@ -787,28 +894,39 @@ def _offline_model_panel_html(it: dict, model: str) -> str:
 
     r = it["per_model"][model]
     ok = r["predicted"] == it["true"]
-    verdict = (f'<span style="color:{"#2e7d32" if ok else "#c62828"};font-weight:bold">'
-               f'{_offline_esc(model)} predicts {_offline_esc(r["predicted"])} ({100 * r["confidence"]:.1f}%) '
-               f'{"&#10003; correct" if ok else "&#10007; wrong"}</span>')
-    cam = (f'<figure style="margin:0 0 0 14px">{img_tag(r["cam_png"], width=144, alt="Grad-CAM")}'
-           f'<figcaption style="font-size:11px">Grad-CAM ({_offline_esc(model)}, predicted class)</figcaption></figure>'
-           if r.get("cam_png") else '<div style="margin-left:14px;font-size:11px;color:#777">no Grad-CAM</div>')
-    return (f'<div style="display:flex;align-items:flex-start">'
-            f'<div>{verdict}{prob_bars_html(r["probs"], true=it["true"], title=f"{model}: class probabilities")}</div>'
-            f'{cam}</div>')
+    verdict = (
+        f'<span style="color:{"#2e7d32" if ok else "#c62828"};font-weight:bold">'
+        f"{_offline_esc(model)} predicts {_offline_esc(r['predicted'])} ({100 * r['confidence']:.1f}%) "
+        f"{'&#10003; correct' if ok else '&#10007; wrong'}</span>"
+    )
+    cam = (
+        f'<figure style="margin:0 0 0 14px">{img_tag(r["cam_png"], width=144, alt="Grad-CAM")}'
+        f'<figcaption style="font-size:11px">Grad-CAM ({_offline_esc(model)}, predicted class)</figcaption></figure>'
+        if r.get("cam_png")
+        else '<div style="margin-left:14px;font-size:11px;color:#777">no Grad-CAM</div>'
+    )
+    return (
+        f'<div style="display:flex;align-items:flex-start">'
+        f"<div>{verdict}{prob_bars_html(r['probs'], true=it['true'], title=f'{model}: class probabilities')}</div>"
+        f"{cam}</div>"
+    )
 
 
 def _offline_summary_html(it: dict, models: Sequence[str]) -> str:
     rows = "".join(
         f'<tr><td>{_offline_esc(m)}</td><td style="color:{"#2e7d32" if r["predicted"] == it["true"] else "#c62828"}">'
-        f'{_offline_esc(r["predicted"])}</td><td>{100 * r["confidence"]:.1f}%</td></tr>'
-        for m, r in ((m, it["per_model"][m]) for m in models))
-    return (f'<div style="font-size:12px"><div style="font-weight:bold">all models</div>'
-            f'<table class="emolib-table"><tr><th>model</th><th>predicted</th><th>conf.</th></tr>{rows}</table></div>')
+        f"{_offline_esc(r['predicted'])}</td><td>{100 * r['confidence']:.1f}%</td></tr>"
+        for m, r in ((m, it["per_model"][m]) for m in models)
+    )
+    return (
+        f'<div style="font-size:12px"><div style="font-weight:bold">all models</div>'
+        f'<table class="emolib-table"><tr><th>model</th><th>predicted</th><th>conf.</th></tr>{rows}</table></div>'
+    )
 
 
-def offline_playground(reports_dir="reports", n_images: int = 12, seed: int = 0, gradcam: bool = True,
-                       data: dict | None = None):
+def offline_playground(
+    reports_dir="reports", n_images: int = 12, seed: int = 0, gradcam: bool = True, data: dict | None = None
+):
     """The kernel-free prediction playground: an ipywidgets tree, or an HTML note when nothing is there.
 
     Dropdown (image) --jslink--> outer Stack (one panel per image);
@@ -823,28 +941,40 @@ def offline_playground(reports_dir="reports", n_images: int = 12, seed: int = 0,
     items, models = data["items"], data["models"]
     notes_html = "".join(note(n) for n in data["notes"])
     if not items:
-        return _offline_html(note(f"No playground: needs models with {PREDICTIONS_FILE} whose test images are "
-                                  "readable (make evaluate).") + notes_html)
-    image_dd = w.Dropdown(options=[(_offline_item_label(i, it), i) for i, it in enumerate(items)], index=0,
-                          description="Test image", layout=w.Layout(width="520px"),
-                          style={"description_width": "90px"})
-    model_tb = w.ToggleButtons(options=list(models), index=0, description="Model",
-                               style={"description_width": "90px", "button_width": "110px"})
+        return _offline_html(
+            note(f"No playground: needs models with {PREDICTIONS_FILE} whose test images are readable (make evaluate).")
+            + notes_html
+        )
+    image_dd = w.Dropdown(
+        options=[(_offline_item_label(i, it), i) for i, it in enumerate(items)],
+        index=0,
+        description="Test image",
+        layout=w.Layout(width="520px"),
+        style={"description_width": "90px"},
+    )
+    model_tb = w.ToggleButtons(
+        options=list(models), index=0, description="Model", style={"description_width": "90px", "button_width": "110px"}
+    )
     panels = []
     for it in items:
-        left = w.HTML(f'<div style="margin-right:14px">{img_tag(it["image_png"], width=144, alt=it["name"])}'
-                      f'<div style="font-size:13px"><b>true: {_offline_esc(it["true"])}</b></div>'
-                      f'<div style="font-size:10px;color:#777;max-width:150px;word-break:break-all">{_offline_esc(it["name"])}</div>'
-                      f'</div>')
+        left = w.HTML(
+            f'<div style="margin-right:14px">{img_tag(it["image_png"], width=144, alt=it["name"])}'
+            f'<div style="font-size:13px"><b>true: {_offline_esc(it["true"])}</b></div>'
+            '<div style="font-size:10px;color:#777;max-width:150px;word-break:break-all">'
+            f"{_offline_esc(it['name'])}</div>"
+            f"</div>"
+        )
         inner = w.Stack([w.HTML(_offline_model_panel_html(it, m)) for m in models], selected_index=0)
         w.jslink((model_tb, "index"), (inner, "selected_index"))
         summary = w.HTML(f'<div style="margin-left:18px">{_offline_summary_html(it, models)}</div>')
         panels.append(w.HBox([left, inner, summary], layout=w.Layout(align_items="flex-start", padding="6px")))
     outer = w.Stack(panels, selected_index=0)
     w.jslink((image_dd, "index"), (outer, "selected_index"))
-    head = w.HTML('<div style="font-size:12px;color:#444">Precomputed on the test split (about half of the '
-                  'images are errors of at least one model). Probabilities are the ones of each model\'s '
-                  f'{PREDICTIONS_FILE}; Grad-CAM for the predicted class. No kernel needed.</div>' + notes_html)
+    head = w.HTML(
+        '<div style="font-size:12px;color:#444">Precomputed on the test split (about half of the '
+        "images are errors of at least one model). Probabilities are the ones of each model's "
+        f"{PREDICTIONS_FILE}; Grad-CAM for the predicted class. No kernel needed.</div>" + notes_html
+    )
     box = w.VBox([head, image_dd, model_tb, outer], layout=w.Layout(border="1px solid #ccc", padding="8px"))
     box.add_class("emolib-playground")
     return box

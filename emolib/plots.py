@@ -3,6 +3,7 @@
 When the data is synthetic, every figure is stamped so it can never pass as a result
 on real faces.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,19 @@ def save(fig: plt.Figure, name: str) -> Path:
     from .runinfo import atomic_path
 
     if _state["synthetic"] and not getattr(fig, "_emolib_stamped", False):
-        fig.text(0.5, 0.5, SYNTHETIC_STAMP, ha="center", va="center", fontsize=22, color="red", alpha=0.25,
-                 rotation=20, transform=fig.transFigure, zorder=100)
+        fig.text(
+            0.5,
+            0.5,
+            SYNTHETIC_STAMP,
+            ha="center",
+            va="center",
+            fontsize=22,
+            color="red",
+            alpha=0.25,
+            rotation=20,
+            transform=fig.transFigure,
+            zorder=100,
+        )
         fig._emolib_stamped = True
     path = _state["figures_dir"] / f"{name}.png"
     with atomic_path(path, suffix=".png") as tmp:
@@ -42,14 +54,17 @@ def banner_html(synthetic: bool) -> str:
 
     if not synthetic:
         return ""
-    return ('<div style="background:#b00020;color:white;padding:10px 14px;font-weight:bold;'
-            f'font-size:15px;border-radius:4px">&#9888; {SYNTHETIC_BANNER}</div>')
+    return (
+        '<div style="background:#b00020;color:white;padding:10px 14px;font-weight:bold;'
+        f'font-size:15px;border-radius:4px">&#9888; {SYNTHETIC_BANNER}</div>'
+    )
 
 
 def class_counts(counts: pd.DataFrame, title: str = "Images per class and split") -> plt.Figure:
     splits = [c for c in ("train", "val", "test") if c in counts.columns]
-    long = counts[splits].reset_index().melt(id_vars=counts.index.name or "label", var_name="split",
-                                             value_name="images")
+    long = (
+        counts[splits].reset_index().melt(id_vars=counts.index.name or "label", var_name="split", value_name="images")
+    )
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(counts)), 4))
     sns.barplot(data=long, x=long.columns[0], y="images", hue="split", ax=ax)
     for container in ax.containers:
@@ -58,12 +73,17 @@ def class_counts(counts: pd.DataFrame, title: str = "Images per class and split"
     return fig
 
 
-def sample_grid(pixels: np.ndarray, labels: np.ndarray, classes, n_per_class: int = 8, seed: int = 0,
-                titles: list[str] | None = None) -> plt.Figure:
+def sample_grid(
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    classes,
+    n_per_class: int = 8,
+    seed: int = 0,
+    titles: list[str] | None = None,
+) -> plt.Figure:
     """Rows = classes, columns = random examples of that class."""
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(len(classes), n_per_class, figsize=(1.2 * n_per_class, 1.3 * len(classes)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(classes), n_per_class, figsize=(1.2 * n_per_class, 1.3 * len(classes)), squeeze=False)
     for r, name in enumerate(classes):
         idx = np.flatnonzero(labels == r)
         pick = rng.choice(idx, size=min(n_per_class, len(idx)), replace=False) if len(idx) else []
@@ -81,8 +101,14 @@ def sample_grid(pixels: np.ndarray, labels: np.ndarray, classes, n_per_class: in
 def image_stats(pixels: np.ndarray, frame: pd.DataFrame) -> pd.DataFrame:
     """Per image: mean brightness and contrast (std of grey levels), with label and split."""
     flat = pixels.reshape(len(pixels), -1).astype(np.float32)
-    return pd.DataFrame({"label": frame["label"].to_numpy(), "split": frame["split"].to_numpy(),
-                         "brightness": flat.mean(1), "contrast": flat.std(1)})
+    return pd.DataFrame(
+        {
+            "label": frame["label"].to_numpy(),
+            "split": frame["split"].to_numpy(),
+            "brightness": flat.mean(1),
+            "contrast": flat.std(1),
+        }
+    )
 
 
 def stat_distributions(stats: pd.DataFrame) -> plt.Figure:
@@ -127,8 +153,9 @@ def image_pairs(groups: list[list[dict]], read, max_groups: int = 6, title: str 
     """Show example duplicate groups side by side; `read(path)` returns a uint8 image."""
     groups = groups[:max_groups]
     width = max((len(g) for g in groups), default=1)
-    fig, axes = plt.subplots(max(1, len(groups)), width, figsize=(2.0 * width, 2.1 * max(1, len(groups))),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        max(1, len(groups)), width, figsize=(2.0 * width, 2.1 * max(1, len(groups))), squeeze=False
+    )
     for r, g in enumerate(groups):
         for c in range(width):
             ax = axes[r, c]
@@ -147,8 +174,11 @@ def image_pairs(groups: list[list[dict]], read, max_groups: int = 6, title: str 
 
 def learning_curves(history: pd.DataFrame, title: str = "Learning curves") -> plt.Figure:
     """Loss, accuracy and validation macro-F1 per epoch across all stages, stages shaded."""
-    metrics = [("loss", "val_loss", "loss"), ("accuracy", "val_accuracy", "accuracy"),
-               (None, "val_macro_f1", "validation macro-F1")]
+    metrics = [
+        ("loss", "val_loss", "loss"),
+        ("accuracy", "val_accuracy", "accuracy"),
+        (None, "val_macro_f1", "validation macro-F1"),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     x = history["epoch_global"] if "epoch_global" in history else np.arange(1, len(history) + 1)
     for ax, (train_col, val_col, name) in zip(axes, metrics):
@@ -165,8 +195,9 @@ def learning_curves(history: pd.DataFrame, title: str = "Learning curves") -> pl
             for ax in axes:
                 ax.axvspan(lo, hi, color=palette[k], alpha=0.25, lw=0)
             # inside the top of the plot (x in data, y in axes units), clear of the title
-            axes[0].text((lo + hi) / 2, 0.97, stage, ha="center", va="top", fontsize=8,
-                         transform=axes[0].get_xaxis_transform())
+            axes[0].text(
+                (lo + hi) / 2, 0.97, stage, ha="center", va="top", fontsize=8, transform=axes[0].get_xaxis_transform()
+            )
     fig.suptitle(title)
     fig.tight_layout()
     return fig

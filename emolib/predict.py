@@ -29,12 +29,14 @@ row, and each row's status is one of (`STATUSES`):
 * ``'unreadable: <reason>'`` - the input cannot be used (missing, broken or looping link,
   folder, pipe, empty, corrupt or truncated, too small, decompression bomb, ...).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -85,8 +87,17 @@ class FaceResult:
     def to_row(self, classes: Sequence[str]) -> dict[str, Any]:
         """A flat dict with the CSV columns (None where not applicable)."""
         x, y, w, h = self.box if self.box is not None else (None, None, None, None)
-        row = {"path": self.path, "face": self.face, "x": x, "y": y, "w": w, "h": h,
-               "status": self.status, "emotion": self.emotion, "confidence": self.confidence}
+        row = {
+            "path": self.path,
+            "face": self.face,
+            "x": x,
+            "y": y,
+            "w": w,
+            "h": h,
+            "status": self.status,
+            "emotion": self.emotion,
+            "confidence": self.confidence,
+        }
         for c in classes:
             row[f"p_{c}"] = self.probabilities.get(c) if self.probabilities else None
         return row
@@ -109,7 +120,7 @@ def _unreadable(reason: str, source: Any = None) -> str:
     if isinstance(source, (str, os.PathLike)):
         for prefix in (f"{source}: ", f"{Path(source)}: "):
             if reason.startswith(prefix):
-                reason = reason[len(prefix):]
+                reason = reason[len(prefix) :]
                 break
     elif reason.startswith("<") and ">: " in reason:
         reason = reason.split(">: ", 1)[1]
@@ -130,8 +141,9 @@ def _is_video_path(path: Path) -> bool:
     return is_video_path(path)
 
 
-def iter_image_paths(paths: Iterable[str | os.PathLike], *, videos: bool = False
-                     ) -> tuple[list[Path], list[tuple[Path, str]]]:
+def iter_image_paths(
+    paths: Iterable[str | os.PathLike], *, videos: bool = False
+) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Expand files and folders (recursively) into image paths (and video paths with `videos`,
     by extension: `emolib.video.VIDEO_EXTENSIONS`).
 
@@ -139,8 +151,8 @@ def iter_image_paths(paths: Iterable[str | os.PathLike], *, videos: bool = False
     order, so the result is deterministic) without duplicates; skipped holds
     (path, reason) for missing paths, other names (links) of a file already listed and,
     inside folders, files without an image extension, hidden files, links to folders
-    (not followed, so a link loop cannot recurse) and folders that cannot be listed. A file named explicitly is kept whatever
-    its extension: reading it will tell whether it is an image. Broken or looping links,
+    (not followed, so a link loop cannot recurse) and folders that cannot be listed. A file named
+    explicitly is kept whatever its extension: reading it will tell whether it is an image. Broken or looping links,
     pipes and the like with an image name are kept too: each gets an 'unreadable: <reason>'
     row from the predictor rather than disappearing.
     """
@@ -191,8 +203,17 @@ def iter_image_paths(paths: Iterable[str | os.PathLike], *, videos: bool = False
 class Predictor:
     """A loaded model: `predict` for one image, `predict_batch` for many."""
 
-    def __init__(self, model=None, classes: Sequence[str] = (), *, card: dict | None = None,
-                 model_dir: str | Path | None = None, tta: bool = False, backend=None, other: bool = True):
+    def __init__(
+        self,
+        model=None,
+        classes: Sequence[str] = (),
+        *,
+        card: dict | None = None,
+        model_dir: str | Path | None = None,
+        tta: bool = False,
+        backend=None,
+        other: bool = True,
+    ):
         """`model`: a Keras model (run through `backends.KerasBackend`), or None with a ready `backend`
         (e.g. `backends.LiteRTBackend`). `other`: use the card's 'other' head when there is one (faces
         showing none of the classes are labelled 'other'); False always picks one of the classes."""
@@ -228,8 +249,9 @@ class Predictor:
         return str(self.card.get("model_name") or (self.model_dir.name if self.model_dir else "model"))
 
     # -- the network -------------------------------------------------------------
-    def predict_scores(self, x: np.ndarray, *, tta: bool | None = None, batch_size: int = 64
-                       ) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict_scores(
+        self, x: np.ndarray, *, tta: bool | None = None, batch_size: int = 64
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """(probabilities (N, classes), p_other (N,) or None) for face crops at (N, S, S[, 1]), raw pixels 0..255.
 
         p_other is the 'other' head's probability that a face shows none of the classes (None when the
@@ -246,7 +268,7 @@ class Predictor:
         other = np.empty(len(x), dtype=np.float32) if self.other_threshold is not None else None
         step = max(1, int(batch_size))
         for i in range(0, len(x), step):
-            chunk = x[i:i + step]
+            chunk = x[i : i + step]
             n = len(chunk)
             if tta:  # image and mirror in one forward pass
                 probs, oth = self.backend.run(np.concatenate([chunk, chunk[:, :, ::-1, :]]))
@@ -254,9 +276,9 @@ class Predictor:
                 oth = (oth[:n] + oth[n:]) / 2.0 if oth is not None else None
             else:
                 probs, oth = self.backend.run(chunk)
-            out[i:i + step] = probs
+            out[i : i + step] = probs
             if other is not None:
-                other[i:i + step] = oth
+                other[i : i + step] = oth
         return out, other
 
     def predict_arrays(self, x: np.ndarray, *, tta: bool | None = None, batch_size: int = 64) -> np.ndarray:
@@ -273,9 +295,16 @@ class Predictor:
         return probs if other is None else np.concatenate([probs, other[:, None]], axis=1)
 
     # -- images ------------------------------------------------------------------
-    def _prepare(self, source: Any, faces: str, name: str | None, *, blank: bool = True,
-                 detector: str = _faces.DEFAULT_DETECTOR, align: bool = True
-                 ) -> tuple[list[tuple[Any, np.ndarray]], FaceResult | None]:
+    def _prepare(
+        self,
+        source: Any,
+        faces: str,
+        name: str | None,
+        *,
+        blank: bool = True,
+        detector: str = _faces.DEFAULT_DETECTOR,
+        align: bool = True,
+    ) -> tuple[list[tuple[Any, np.ndarray]], FaceResult | None]:
         """Read and detect: ([(box, (S,S) uint8 crop), ...], None) or ([], status row).
 
         With `blank`, crops that are all near-blank (at the model's input size) give a
@@ -318,8 +347,15 @@ class Predictor:
             other=other,
         )
 
-    def predict(self, image: Any, faces: str = "auto", *, detect_blank: bool = True,
-                detector: str = _faces.DEFAULT_DETECTOR, align: bool = True) -> list[FaceResult]:
+    def predict(
+        self,
+        image: Any,
+        faces: str = "auto",
+        *,
+        detect_blank: bool = True,
+        detector: str = _faces.DEFAULT_DETECTOR,
+        align: bool = True,
+    ) -> list[FaceResult]:
         """One FaceResult per face of `image` (a path, PIL image, bytes or numpy array).
 
         faces: 'auto' (small square crops used whole, photos searched), 'on' (always
@@ -339,9 +375,17 @@ class Predictor:
         probs = self._scores(np.stack([c for _, c in crops]))
         return [self._result(p, i, box, name) for i, ((box, _), p) in enumerate(zip(crops, probs))]
 
-    def predict_batch(self, items: Iterable[Any], faces: str = "auto", batch_size: int = 64,
-                      progress: bool = True, *, detect_blank: bool = True,
-                      detector: str = _faces.DEFAULT_DETECTOR, align: bool = True) -> list[FaceResult]:
+    def predict_batch(
+        self,
+        items: Iterable[Any],
+        faces: str = "auto",
+        batch_size: int = 64,
+        progress: bool = True,
+        *,
+        detect_blank: bool = True,
+        detector: str = _faces.DEFAULT_DETECTOR,
+        align: bool = True,
+    ) -> list[FaceResult]:
         """FaceResults for many images, in input order, each with `path` set.
 
         Files are read and searched one by one; the network runs once per `batch_size`
@@ -373,8 +417,7 @@ class Predictor:
         try:
             for i, item in enumerate(items):
                 name = _describe(item, i)
-                crops, status = self._prepare(item, faces, name, blank=detect_blank, detector=detector,
-                                              align=align)
+                crops, status = self._prepare(item, faces, name, blank=detect_blank, detector=detector, align=align)
                 if status is not None:
                     rows.append(status)
                 for face, (box, crop) in enumerate(crops):
@@ -391,11 +434,15 @@ class Predictor:
         return rows  # type: ignore[return-value]
 
     def __repr__(self) -> str:
-        return f"Predictor({self.model_name!r}, classes={list(self.classes)}, input={self.size}x{self.size}, tta={self.tta})"
+        return (
+            f"Predictor({self.model_name!r}, classes={list(self.classes)}, input={self.size}x{self.size}, "
+            f"tta={self.tta})"
+        )
 
 
-def load_predictor(model_dir: str | Path | None = None, tta: bool = False, *, backend: str = "auto",
-                   other: bool = True) -> Predictor:
+def load_predictor(
+    model_dir: str | Path | None = None, tta: bool = False, *, backend: str = "auto", other: bool = True
+) -> Predictor:
     """A Predictor for a model folder (``model.keras`` loaded with safe_mode=True, ``model.json``).
 
     model_dir: None for the default model shipped with emolib (`backends.default_model_dir()`).

@@ -38,6 +38,7 @@ Command line (the Makefile's pretraining step, one file target per backbone):
     python -m emolib.pretrain --model vgg16 --profile quick --classes angry,sad,surprise \\
         --data-dir data/raw/fer2013 --seed 42 --weights auto --out reports/pretrained/vgg16.json
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,9 +53,20 @@ from . import data as data_mod
 from .config import RunConfig
 
 __all__ = [
-    "PRETRAIN_VERSION", "DEFAULT_CACHE_DIR", "BACKBONE_FILE", "INFO_FILE", "PretrainedBackbone", "WeightsChoice",
-    "NothingToPretrainOn", "cache_key", "key_id", "pretrain_index", "ensure_pretrained", "resolve_weights",
-    "build_model_for_task", "source_label",
+    "PRETRAIN_VERSION",
+    "DEFAULT_CACHE_DIR",
+    "BACKBONE_FILE",
+    "INFO_FILE",
+    "PretrainedBackbone",
+    "WeightsChoice",
+    "NothingToPretrainOn",
+    "cache_key",
+    "key_id",
+    "pretrain_index",
+    "ensure_pretrained",
+    "resolve_weights",
+    "build_model_for_task",
+    "source_label",
 ]
 
 PRETRAIN_VERSION = 1  # bump when this module changes what a pretrained backbone is
@@ -98,14 +110,25 @@ class WeightsChoice:
 
     def source(self) -> dict:
         """The card's `weights_source`: kind, label, and for a pretrained backbone its cache entry."""
-        out = {"kind": self.kind, "requested": self.requested, "weights": self.label or self.weights,
-               "notes": list(self.notes)}
+        out = {
+            "kind": self.kind,
+            "requested": self.requested,
+            "weights": self.label or self.weights,
+            "notes": list(self.notes),
+        }
         if self.pretrained is not None:
             p = self.pretrained
-            out.update({"cache_key": p.key_id, "file": str(p.path), "classes": list(p.classes),
-                        "reused_from_cache": p.reused, "key": p.key,
-                        "pretrain_val_macro_f1": p.info.get("val_macro_f1"),
-                        "pretrain_images": p.info.get("images")})
+            out.update(
+                {
+                    "cache_key": p.key_id,
+                    "file": str(p.path),
+                    "classes": list(p.classes),
+                    "reused_from_cache": p.reused,
+                    "key": p.key,
+                    "pretrain_val_macro_f1": p.info.get("val_macro_f1"),
+                    "pretrain_images": p.info.get("images"),
+                }
+            )
         return out
 
 
@@ -126,11 +149,18 @@ def cache_key(cfg: RunConfig, model_name: str, classes, fingerprint: str) -> dic
     from .models import BACKBONES
 
     profile = cfg.profile.for_model(model_name)
-    return {"model": model_name, "backbone": BACKBONES[model_name][0],
-            "input_size": profile.image_size(model_name), "pretrain_classes": list(classes),
-            "task_classes": list(cfg.classes), "data_fingerprint": fingerprint,
-            "recipe": profile.pretrain_recipe(), "val_fraction": cfg.val_fraction, "seed": cfg.seed,
-            "code": _code_version()}
+    return {
+        "model": model_name,
+        "backbone": BACKBONES[model_name][0],
+        "input_size": profile.image_size(model_name),
+        "pretrain_classes": list(classes),
+        "task_classes": list(cfg.classes),
+        "data_fingerprint": fingerprint,
+        "recipe": profile.pretrain_recipe(),
+        "val_fraction": cfg.val_fraction,
+        "seed": cfg.seed,
+        "code": _code_version(),
+    }
 
 
 def key_id(key: dict) -> str:
@@ -148,8 +178,10 @@ def pretrain_index(cfg: RunConfig, model_name: str, data_dir) -> tuple:
     """
     classes = data_mod.other_classes(data_dir, cfg.classes)
     if not classes:
-        raise NothingToPretrainOn(f"every class of {data_dir} is in the task ({', '.join(cfg.classes)}): "
-                                  "there are no other classes to pretrain on")
+        raise NothingToPretrainOn(
+            f"every class of {data_dir} is in the task ({', '.join(cfg.classes)}): "
+            "there are no other classes to pretrain on"
+        )
     task, _ = data_mod.discover(data_dir, cfg.classes, seed=cfg.seed)
     task_test = set(data_mod.content_hashes(task[task["split"] == "test"]))
     frame, excluded = data_mod.train_faces_of(data_dir, classes, exclude_hashes=task_test, seed=cfg.seed)
@@ -194,8 +226,15 @@ def _epoch_bar(total: int, desc: str, enabled: bool):
     return EpochBar()
 
 
-def ensure_pretrained(cfg: RunConfig, model_name: str, data_dir, *, cache_dir=DEFAULT_CACHE_DIR,
-                      progress: bool = True, verbose: bool = True) -> PretrainedBackbone:
+def ensure_pretrained(
+    cfg: RunConfig,
+    model_name: str,
+    data_dir,
+    *,
+    cache_dir=DEFAULT_CACHE_DIR,
+    progress: bool = True,
+    verbose: bool = True,
+) -> PretrainedBackbone:
     """The pretrained backbone for this run, from the cache or trained now (resuming an interrupted run).
 
     cfg: the task's RunConfig (its profile gives the recipe; per-model overrides are applied here).
@@ -222,37 +261,69 @@ def ensure_pretrained(cfg: RunConfig, model_name: str, data_dir, *, cache_dir=DE
     atomic_write_json(folder / "key.json", key)  # what the folder is for, readable while it trains
     if verbose:
         counts = frame[frame["split"] == "train"]["label"].value_counts().reindex(list(classes)).fillna(0)
-        print(f"[pretrain] {model_name}: pretraining the {key['backbone']} backbone at {size}x{size} on "
-              f"{', '.join(f'{c} {int(n):,}' for c, n in counts.items())} training faces "
-              f"({excluded} left out: also task test images), {stages[0].epochs} epoch(s) -> {folder}", flush=True)
+        print(
+            f"[pretrain] {model_name}: pretraining the {key['backbone']} backbone at {size}x{size} on "
+            f"{', '.join(f'{c} {int(n):,}' for c, n in counts.items())} training faces "
+            f"({excluded} left out: also task test images), {stages[0].epochs} epoch(s) -> {folder}",
+            flush=True,
+        )
     t0 = time.perf_counter()
     pixels, ok, _problems = data_mod.load_images(frame, size, progress=progress)
     frame, pixels = frame[ok].reset_index(drop=True), pixels[ok]
     frame["y"] = frame["label"].map({c: i for i, c in enumerate(classes)}).astype("int32")
     tr, va = (frame["split"] == "train").to_numpy(), (frame["split"] == "val").to_numpy()
-    train_ds = pipeline.make_dataset(pixels[tr], frame.loc[tr, "y"].to_numpy(), image_size=size,
-                                     batch_size=profile.batch_size, training=True, augment=True, seed=cfg.seed)
-    val_ds = pipeline.make_dataset(pixels[va], frame.loc[va, "y"].to_numpy(), image_size=size,
-                                   batch_size=profile.batch_size)
+    train_ds = pipeline.make_dataset(
+        pixels[tr],
+        frame.loc[tr, "y"].to_numpy(),
+        image_size=size,
+        batch_size=profile.batch_size,
+        training=True,
+        augment=True,
+        seed=cfg.seed,
+    )
+    val_ds = pipeline.make_dataset(
+        pixels[va], frame.loc[va, "y"].to_numpy(), image_size=size, batch_size=profile.batch_size
+    )
     model, _ = models.build_model_with_info(model_name, (size, size, 1), n_classes=len(classes), weights="none")
     bar = _epoch_bar(sum(s.epochs for s in stages), f"pretrain {model_name}", progress)
-    result = train.train(model, train_ds, val_ds, stages, folder / RUN_DIR,
-                         class_weight=data_mod.class_weights(frame.loc[tr, "label"], classes),
-                         patience=profile.early_stopping_patience, seed=cfg.seed, verbose=0, callbacks=[bar])
+    result = train.train(
+        model,
+        train_ds,
+        val_ds,
+        stages,
+        folder / RUN_DIR,
+        class_weight=data_mod.class_weights(frame.loc[tr, "label"], classes),
+        patience=profile.early_stopping_patience,
+        seed=cfg.seed,
+        verbose=0,
+        callbacks=[bar],
+    )
     weights_path = folder / BACKBONE_FILE
     with atomic_path(weights_path, suffix=".weights.h5") as tmp:
         models.backbone_of(result.model).save_weights(str(tmp))
     best = [r.get("best_val_macro_f1") for r in result.epochs_per_stage]
-    info = {"key": key, "key_id": kid, "label": source_label(classes, kid), "classes": list(classes),
-            "images": {"train": int(tr.sum()), "val": int(va.sum()), "left_out_as_task_test_copies": int(excluded)},
-            "epochs_per_stage": result.epochs_per_stage, "val_macro_f1": best[-1] if best else None,
-            "wall_time_s": round(result.wall_time_s, 1), "total_time_s": round(time.perf_counter() - t0, 1),
-            "data_dir": str(data_dir), "created": now_iso(), "versions": library_versions()}
+    info = {
+        "key": key,
+        "key_id": kid,
+        "label": source_label(classes, kid),
+        "classes": list(classes),
+        "images": {"train": int(tr.sum()), "val": int(va.sum()), "left_out_as_task_test_copies": int(excluded)},
+        "epochs_per_stage": result.epochs_per_stage,
+        "val_macro_f1": best[-1] if best else None,
+        "wall_time_s": round(result.wall_time_s, 1),
+        "total_time_s": round(time.perf_counter() - t0, 1),
+        "data_dir": str(data_dir),
+        "created": now_iso(),
+        "versions": library_versions(),
+    }
     atomic_write_json(folder / INFO_FILE, info)  # last: marks the entry complete
     shutil.rmtree(folder / RUN_DIR, ignore_errors=True)  # the full model and checkpoints are not needed again
     if verbose:
-        print(f"[pretrain] {model_name}: done in {info['total_time_s']:.0f} s, validation macro-F1 on the "
-              f"pretraining classes {info['val_macro_f1']}", flush=True)
+        print(
+            f"[pretrain] {model_name}: done in {info['total_time_s']:.0f} s, validation macro-F1 on the "
+            f"pretraining classes {info['val_macro_f1']}",
+            flush=True,
+        )
     return PretrainedBackbone(weights_path, key, kid, tuple(classes), info, reused=False)
 
 
@@ -271,8 +342,15 @@ def _fallback(choice: WeightsChoice, text: str) -> None:
     choice.notes.append(text)
 
 
-def resolve_weights(cfg: RunConfig, model_name: str, data_dir, *, cache_dir=DEFAULT_CACHE_DIR,
-                    progress: bool = True, verbose: bool = True) -> WeightsChoice:
+def resolve_weights(
+    cfg: RunConfig,
+    model_name: str,
+    data_dir,
+    *,
+    cache_dir=DEFAULT_CACHE_DIR,
+    progress: bool = True,
+    verbose: bool = True,
+) -> WeightsChoice:
     """Decide what `model_name` starts from under WEIGHTS=cfg.weights (see the module docstring).
 
     For 'disjoint' (and 'auto' offline) the backbone is pretrained now when the cache lacks it (the
@@ -292,20 +370,34 @@ def resolve_weights(cfg: RunConfig, model_name: str, data_dir, *, cache_dir=DEFA
         error = _imagenet_error(model_name, size)
         if error is None:
             return WeightsChoice(requested, "imagenet", "imagenet")
-        _fallback(choice, f"weights='auto': ImageNet weights unavailable ({error.split('. ')[0]}); "
-                          "trying a backbone pretrained offline on the data's other classes")
+        _fallback(
+            choice,
+            f"weights='auto': ImageNet weights unavailable ({error.split('. ')[0]}); "
+            "trying a backbone pretrained offline on the data's other classes",
+        )
     try:
         pre = ensure_pretrained(cfg, model_name, data_dir, cache_dir=cache_dir, progress=progress, verbose=verbose)
     except NothingToPretrainOn as e:
-        _fallback(choice, f"weights={requested!r}: {e}; the {model_name} backbone starts from RANDOM INIT "
-                          "(trained end to end from scratch)")
+        _fallback(
+            choice,
+            f"weights={requested!r}: {e}; the {model_name} backbone starts from RANDOM INIT "
+            "(trained end to end from scratch)",
+        )
         return choice
     choice.kind, choice.weights, choice.label, choice.pretrained = "disjoint", str(pre.path), pre.label, pre
     return choice
 
 
-def build_model_for_task(cfg: RunConfig, model_name: str, data_dir, *, input_shape, n_classes: int,
-                         cache_dir=DEFAULT_CACHE_DIR, progress: bool = True):
+def build_model_for_task(
+    cfg: RunConfig,
+    model_name: str,
+    data_dir,
+    *,
+    input_shape,
+    n_classes: int,
+    cache_dir=DEFAULT_CACHE_DIR,
+    progress: bool = True,
+):
     """`models.build_model_with_info` after `resolve_weights`; info also holds weights_source and
     weights_notes (what the model card records about where the backbone's weights came from)."""
     from . import models
@@ -313,8 +405,9 @@ def build_model_for_task(cfg: RunConfig, model_name: str, data_dir, *, input_sha
     choice = resolve_weights(cfg, model_name, data_dir, cache_dir=cache_dir, progress=progress)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", models.WeightsFallbackWarning)  # decided (and warned) above
-        model, info = models.build_model_with_info(model_name, input_shape=input_shape, n_classes=n_classes,
-                                                   weights=choice.weights, weights_label=choice.label)
+        model, info = models.build_model_with_info(
+            model_name, input_shape=input_shape, n_classes=n_classes, weights=choice.weights, weights_label=choice.label
+        )
     info["weights_requested"] = choice.requested
     info["weights_source"] = choice.source()
     info["weights_notes"] = list(choice.notes)
@@ -341,8 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="where to write the record (JSON)")
     args = parser.parse_args(argv)
     try:
-        cfg = config.resolve(profile=args.profile, classes=args.classes, data_dir=args.data_dir, seed=args.seed,
-                             weights=args.weights)
+        cfg = config.resolve(
+            profile=args.profile, classes=args.classes, data_dir=args.data_dir, seed=args.seed, weights=args.weights
+        )
         data_dir = data_mod.resolve_data_dir(cfg.data_dir, profile=cfg.profile, seed=cfg.seed)
     except (ValueError, data_mod.DataError) as e:
         parser.exit(2, f"error: {e}\n")
@@ -354,8 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     record = {"model": args.model, "weights_requested": args.weights, "created": now_iso(), **choice.source()}
     record.pop("key", None)
     atomic_write_json(args.out, record)
-    what = {"disjoint": f"pretrained backbone {choice.label}", "imagenet": "ImageNet weights: nothing to pretrain",
-            "none": "random init: nothing to pretrain", "file": f"weights file {choice.weights}: nothing to pretrain"}
+    what = {
+        "disjoint": f"pretrained backbone {choice.label}",
+        "imagenet": "ImageNet weights: nothing to pretrain",
+        "none": "random init: nothing to pretrain",
+        "file": f"weights file {choice.weights}: nothing to pretrain",
+    }
     print(f"[pretrain] {args.model}: {what[choice.kind]}", flush=True)
     return 0
 

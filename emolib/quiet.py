@@ -36,6 +36,7 @@ print besides progress bars and results, and what became of it:
 TF_CPP_MIN_LOG_LEVEL=2 (exported by the Makefile) keeps TensorFlow's C++ INFO and
 WARNING lines out of the console; errors still show.
 """
+
 from __future__ import annotations
 
 import sys
@@ -66,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         # kernel manager with them.
         pm_cli.execute_notebook = functools.partial(pm_cli.execute_notebook, config=config)
     try:
-        pm_cli.papermill.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="papermill",
-                              standalone_mode=True)
+        pm_cli.papermill.main(
+            args=list(sys.argv[1:] if argv is None else argv), prog_name="papermill", standalone_mode=True
+        )
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else 1
     return 0

@@ -14,12 +14,13 @@ never imported (its `__init__` pulls in those heavy dependencies). The HDF5 file
 saved by Keras 2.0.5 and loads as is with `keras.models.load_model(path,
 compile=False)` under Keras 3.
 """
+
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -116,13 +117,21 @@ def _resize_batch(x: np.ndarray, size: int) -> np.ndarray:
     try:
         import cv2
 
-        return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR) for im in x]) if len(x) else np.zeros((0, size, size), np.float32)
+        return (
+            np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR) for im in x])
+            if len(x)
+            else np.zeros((0, size, size), np.float32)
+        )
     except ImportError:  # pragma: no cover - opencv is a project dependency
         from PIL import Image
 
-        return np.stack(
-            [np.asarray(Image.fromarray(im, mode="F").resize((size, size), Image.BILINEAR)) for im in x]
-        ).astype(np.float32) if len(x) else np.zeros((0, size, size), np.float32)
+        return (
+            np.stack(
+                [np.asarray(Image.fromarray(im, mode="F").resize((size, size), Image.BILINEAR)) for im in x]
+            ).astype(np.float32)
+            if len(x)
+            else np.zeros((0, size, size), np.float32)
+        )
 
 
 def class_indices(classes: Sequence[str]) -> list[int]:
@@ -148,9 +157,9 @@ def reference_predict(images, classes: Sequence[str], batch_size: int = 256, mod
     x = preprocess(images)
     out = np.zeros((len(x), len(idx)), dtype=np.float64)
     for start in range(0, len(x), batch_size):
-        batch = x[start:start + batch_size]
+        batch = x[start : start + batch_size]
         p = np.asarray(model.predict_on_batch(batch), dtype=np.float64)
-        out[start:start + len(batch)] = p[:, idx]
+        out[start : start + len(batch)] = p[:, idx]
     total = out.sum(axis=1, keepdims=True)
     # a row with no mass on the chosen classes (never seen in practice) becomes uniform
     out = np.where(total > 0, out / np.where(total > 0, total, 1.0), 1.0 / len(idx))

@@ -25,6 +25,7 @@ threshold chosen on the validation split (never on test): the threshold that rej
 most other-class faces while costing at most `MAX_VAL_F1_COST` of the 3-class validation
 macro-F1. The test split and the wild-faces photos only measure it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,13 @@ import numpy as np
 from .backends import TFLITE_FILE, default_model_dir, sha256_file
 from .modelfolder import CARD_FILE, METRICS_FILE, MODEL_FILE, read_card
 
-RECIPE = {"model_name": "cnn", "profile": "quick", "classes": ["angry", "sad", "surprise"], "seed": 42,
-          "weights": "auto"}
+RECIPE = {
+    "model_name": "cnn",
+    "profile": "quick",
+    "classes": ["angry", "sad", "surprise"],
+    "seed": 42,
+    "weights": "auto",
+}
 OTHER_CLASSES = ["disgust", "fear", "happy", "neutral"]  # FER2013's classes outside the task
 OTHER_LAYERS = ["gap", "dense128"]  # hidden features the 'other' head reads
 MAX_VAL_F1_COST = 0.008  # the most 3-class validation macro-F1 the 'other' threshold may cost
@@ -66,11 +72,14 @@ def check_data_dir(data_dir: str | Path | None) -> Path:
     root = Path(data_dir)
     if not root.is_dir():
         raise ReleaseError(f"{root}: FER2013 not found; {hint}")
-    missing = [f"{split}/{c}" for split in ("train", "test") for c in FER2013_CLASSES
-               if not (root / split / c).is_dir()]
+    missing = [
+        f"{split}/{c}" for split in ("train", "test") for c in FER2013_CLASSES if not (root / split / c).is_dir()
+    ]
     if missing:
-        raise ReleaseError(f"{root}: not the FER2013 Kaggle layout, missing {', '.join(missing[:6])}"
-                           f"{' ...' if len(missing) > 6 else ''}; {hint}")
+        raise ReleaseError(
+            f"{root}: not the FER2013 Kaggle layout, missing {', '.join(missing[:6])}"
+            f"{' ...' if len(missing) > 6 else ''}; {hint}"
+        )
     return root
 
 
@@ -81,8 +90,9 @@ def _prepared(data_dir: Path, classes: tuple[str, ...]) -> object:
 
     from . import config, data
 
-    cfg = config.resolve(profile=RECIPE["profile"], classes=",".join(classes), data_dir=str(data_dir),
-                         seed=RECIPE["seed"])
+    cfg = config.resolve(
+        profile=RECIPE["profile"], classes=",".join(classes), data_dir=str(data_dir), seed=RECIPE["seed"]
+    )
     cfg = dataclasses.replace(cfg, profile=cfg.profile.for_model(RECIPE["model_name"]))
     return data.prepare(cfg, data_dir=data_dir, progress=True)
 
@@ -93,14 +103,16 @@ def hidden_features(model, layers, x: np.ndarray, batch_size: int = 512) -> np.n
     import keras
 
     sub = keras.Model(model.inputs, [model.get_layer(n).output for n in layers])
-    out = sub.predict(np.asarray(x, np.float32).reshape(len(x), *model.input_shape[1:]), batch_size=batch_size,
-                      verbose=0)
+    out = sub.predict(
+        np.asarray(x, np.float32).reshape(len(x), *model.input_shape[1:]), batch_size=batch_size, verbose=0
+    )
     out = out if isinstance(out, (list, tuple)) else [out]
     return np.concatenate([np.asarray(o, np.float32).reshape(len(x), -1) for o in out], axis=1)
 
 
-def fit_logistic(features: np.ndarray, is_other: np.ndarray, c: float = 0.1, seed: int = 42
-                 ) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    features: np.ndarray, is_other: np.ndarray, c: float = 0.1, seed: int = 42
+) -> tuple[np.ndarray, float]:
     """Weights and bias of p_other = sigmoid(features . w + b): a class-balanced logistic regression on
     standardised features, the standardisation folded into w and b (one Dense layer at inference)."""
     from sklearn.linear_model import LogisticRegression
@@ -118,8 +130,9 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
 
-def macro_f1_with_other(y_true: np.ndarray, probs: np.ndarray, p_other: np.ndarray | None, threshold: float | None,
-                        n_classes: int) -> float:
+def macro_f1_with_other(
+    y_true: np.ndarray, probs: np.ndarray, p_other: np.ndarray | None, threshold: float | None, n_classes: int
+) -> float:
     """Macro-F1 over the task's classes when faces with p_other >= threshold are answered 'other' (wrong
     for a task-class face: it lowers that class's recall)."""
     from sklearn.metrics import f1_score
@@ -130,8 +143,13 @@ def macro_f1_with_other(y_true: np.ndarray, probs: np.ndarray, p_other: np.ndarr
     return float(f1_score(y_true, pred, labels=list(range(n_classes)), average="macro", zero_division=0))
 
 
-def choose_threshold(y_task: np.ndarray, probs_task: np.ndarray, p_task: np.ndarray, p_others: np.ndarray,
-                     max_cost: float = MAX_VAL_F1_COST) -> dict:
+def choose_threshold(
+    y_task: np.ndarray,
+    probs_task: np.ndarray,
+    p_task: np.ndarray,
+    p_others: np.ndarray,
+    max_cost: float = MAX_VAL_F1_COST,
+) -> dict:
     """The lowest threshold (most other-class faces rejected) whose 3-class macro-F1 cost on these
     (validation) faces is at most `max_cost`. Returns threshold, cost, macro-F1 with and without, and the
     share of task and of other-class faces answered 'other'."""
@@ -140,24 +158,33 @@ def choose_threshold(y_task: np.ndarray, probs_task: np.ndarray, p_task: np.ndar
     # candidates: every distinct score of either group (plus 'never'), from strict to lenient
     cands = np.unique(np.concatenate([p_task, p_others, [np.inf]]))[::-1]
     best = {"threshold": float(np.inf), "macro_f1": base, "cost": 0.0}
-    for t in cands[::max(1, len(cands) // 2000)]:  # at most ~2,000 steps: finer than the data can tell
+    for t in cands[:: max(1, len(cands) // 2000)]:  # at most ~2,000 steps: finer than the data can tell
         f1 = macro_f1_with_other(y_task, probs_task, p_task, t, n_classes)
         if base - f1 <= max_cost:
             best = {"threshold": float(t), "macro_f1": f1, "cost": base - f1}
         else:
             break  # the cost only grows as the threshold falls
     t = best["threshold"]
-    return {**best, "macro_f1_without": base, "max_cost": max_cost,
-            "task_rejected": float(np.mean(p_task >= t)), "others_rejected": float(np.mean(p_others >= t)),
-            "n_task": int(len(p_task)), "n_others": int(len(p_others))}
+    return {
+        **best,
+        "macro_f1_without": base,
+        "max_cost": max_cost,
+        "task_rejected": float(np.mean(p_task >= t)),
+        "others_rejected": float(np.mean(p_others >= t)),
+        "n_task": int(len(p_task)),
+        "n_others": int(len(p_others)),
+    }
 
 
 def fit_other_head(model, data_dir: Path, *, layers=OTHER_LAYERS, max_cost: float = MAX_VAL_F1_COST) -> dict:
     """The card's 'other' entry for `model` (see the module docstring), with validation and test numbers."""
     task = _prepared(data_dir, tuple(RECIPE["classes"]))
     others = _prepared(data_dir, tuple(OTHER_CLASSES))
-    feats = {(g, s): hidden_features(model, layers, (task if g == "task" else others).split(s)[0])
-             for g in ("task", "others") for s in ("train", "val", "test")}
+    feats = {
+        (g, s): hidden_features(model, layers, (task if g == "task" else others).split(s)[0])
+        for g in ("task", "others")
+        for s in ("train", "val", "test")
+    }
     x_train = np.concatenate([feats["task", "train"], feats["others", "train"]])
     y_train = np.concatenate([np.zeros(len(feats["task", "train"])), np.ones(len(feats["others", "train"]))])
     w, b = fit_logistic(x_train, y_train, seed=RECIPE["seed"])
@@ -173,31 +200,47 @@ def fit_other_head(model, data_dir: Path, *, layers=OTHER_LAYERS, max_cost: floa
     y_test, p_test = task.split("test")[1], probs("test")
     n = len(RECIPE["classes"])
     others_test = scores("others", "test")
-    test = {"macro_f1": macro_f1_with_other(y_test, p_test, scores("task", "test"), t, n),
-            "macro_f1_without": macro_f1_with_other(y_test, p_test, None, None, n),
-            "task_rejected": float(np.mean(scores("task", "test") >= t)),
-            "others_rejected": float(np.mean(others_test >= t)),
-            "others_rejected_per_class": {c: float(np.mean(others_test[others.split("test")[1] == i] >= t))
-                                          for i, c in enumerate(OTHER_CLASSES)}}
+    test = {
+        "macro_f1": macro_f1_with_other(y_test, p_test, scores("task", "test"), t, n),
+        "macro_f1_without": macro_f1_with_other(y_test, p_test, None, None, n),
+        "task_rejected": float(np.mean(scores("task", "test") >= t)),
+        "others_rejected": float(np.mean(others_test >= t)),
+        "others_rejected_per_class": {
+            c: float(np.mean(others_test[others.split("test")[1] == i] >= t)) for i, c in enumerate(OTHER_CLASSES)
+        },
+    }
     test["cost"] = test["macro_f1_without"] - test["macro_f1"]
     return {
         "what": "p_other = sigmoid(concat(layer outputs) . weights + bias): the face shows none of the classes "
-                "when p_other >= threshold; emolib then answers emotion 'other' and keeps the class probabilities",
-        "layers": list(layers), "weights": [float(v) for v in w], "bias": float(b), "threshold": t,
+        "when p_other >= threshold; emolib then answers emotion 'other' and keeps the class probabilities",
+        "layers": list(layers),
+        "weights": [float(v) for v in w],
+        "bias": float(b),
+        "threshold": t,
         "fitted_on": f"FER2013 train ({len(feats['task', 'train'])} {'/'.join(RECIPE['classes'])} faces against "
-                     f"{len(feats['others', 'train'])} {'/'.join(OTHER_CLASSES)} faces), class-balanced logistic "
-                     "regression (C=0.1) on standardised features",
-        "threshold_chosen_on": f"validation: the lowest threshold costing at most {max_cost} of the 3-class "
-                               "macro-F1",
-        "validation": val, "test": test,
+        f"{len(feats['others', 'train'])} {'/'.join(OTHER_CLASSES)} faces), class-balanced logistic "
+        "regression (C=0.1) on standardised features",
+        "threshold_chosen_on": f"validation: the lowest threshold costing at most {max_cost} of the 3-class macro-F1",
+        "validation": val,
+        "test": test,
     }
 
 
 # -- building a candidate ----------------------------------------------------------------------
 def _metrics_summary(metrics: dict) -> dict:
     """The error analysis's test metrics (metrics.json) that the card repeats."""
-    keep = ("n", "accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "ece", "nll",
-            "per_class", "confusion_matrix")
+    keep = (
+        "n",
+        "accuracy",
+        "balanced_accuracy",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "ece",
+        "nll",
+        "per_class",
+        "confusion_matrix",
+    )
     m = metrics.get("test", {})
     out = {k: m[k] for k in keep if k in m}
     ci = metrics.get("test_ci") or {}
@@ -214,13 +257,16 @@ def check_recipe(card: dict) -> None:
     """The trained card must match RECIPE and come from real data."""
     wrong = {k: card.get(k) for k in ("model_name", "profile", "classes", "seed") if card.get(k) != RECIPE[k]}
     if wrong or card.get("synthetic"):
-        raise ReleaseError(f"the trained model is not the release recipe {RECIPE} "
-                           f"(differs in {wrong or 'synthetic data'}); "
-                           "train it with `make release-model DATA_DIR=...`")
+        raise ReleaseError(
+            f"the trained model is not the release recipe {RECIPE} "
+            f"(differs in {wrong or 'synthetic data'}); "
+            "train it with `make release-model DATA_DIR=...`"
+        )
 
 
-def build_candidate(trained_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
-                    wild_dir: str | Path | None = None) -> dict:
+def build_candidate(
+    trained_dir: str | Path, data_dir: str | Path, out_dir: str | Path, wild_dir: str | Path | None = None
+) -> dict:
     """Write model.keras, model.tflite and model.json of a release candidate into out_dir; returns the card."""
     from . import export
     from .backends import with_other_head
@@ -242,18 +288,21 @@ def build_candidate(trained_dir: str | Path, data_dir: str | Path, out_dir: str 
     graph = with_other_head(model, head)
     flat, how = export.tflite_bytes(graph, "none")
     (out_dir / TFLITE_FILE).write_bytes(flat)
-    tfl = tflite_agreement(graph, out_dir / TFLITE_FILE, _prepared(data_dir, tuple(RECIPE["classes"])).split("test")[0],
-                           head["threshold"])
-    card = {**card,
-            "test_metrics": _metrics_summary(json.loads(metrics_path.read_text(encoding="utf-8"))),
-            "data": f"FER2013 (Kaggle msambare/fer2013 image folders): train split for training (15% of it, "
-                    f"stratified with seed {RECIPE['seed']}, for validation), PublicTest for the test metrics; "
-                    f"fingerprint {card.get('data_fingerprint')}",
-            "recipe": f"make release-model: profile {card.get('profile')}, {card.get('epochs_total')} epochs, "
-                      f"schedule {card.get('stages')}, seed {card.get('seed')}, op determinism on CPU",
-            "other": head,
-            "tflite": {"file": TFLITE_FILE, "sha256": sha256_file(out_dir / TFLITE_FILE), "how": how, **tfl},
-            "release": {"created": now_iso(), "versions": library_versions(), "built_from": str(trained_dir)}}
+    tfl = tflite_agreement(
+        graph, out_dir / TFLITE_FILE, _prepared(data_dir, tuple(RECIPE["classes"])).split("test")[0], head["threshold"]
+    )
+    card = {
+        **card,
+        "test_metrics": _metrics_summary(json.loads(metrics_path.read_text(encoding="utf-8"))),
+        "data": f"FER2013 (Kaggle msambare/fer2013 image folders): train split for training (15% of it, "
+        f"stratified with seed {RECIPE['seed']}, for validation), PublicTest for the test metrics; "
+        f"fingerprint {card.get('data_fingerprint')}",
+        "recipe": f"make release-model: profile {card.get('profile')}, {card.get('epochs_total')} epochs, "
+        f"schedule {card.get('stages')}, seed {card.get('seed')}, op determinism on CPU",
+        "other": head,
+        "tflite": {"file": TFLITE_FILE, "sha256": sha256_file(out_dir / TFLITE_FILE), "how": how, **tfl},
+        "release": {"created": now_iso(), "versions": library_versions(), "built_from": str(trained_dir)},
+    }
     write_card(out_dir, card)
     if wild_dir:
         card["other"]["wild_faces"] = wild_faces_check(out_dir, wild_dir)
@@ -271,14 +320,17 @@ def tflite_agreement(graph, tflite_path: Path, x: np.ndarray, threshold: float) 
     x = np.asarray(x, np.float32)[..., None]
     kp, ko = graph.predict(x, batch_size=512, verbose=0)
     run = LiteRTBackend(tflite_path, kp.shape[1])
-    tp, to = zip(*(run.run(x[i:i + 256]) for i in range(0, len(x), 256)))
+    tp, to = zip(*(run.run(x[i : i + 256]) for i in range(0, len(x), 256)))
     tp, to, ko = np.concatenate(tp), np.concatenate(to), ko[:, 0]
     k_label = np.where(ko >= threshold, -1, kp.argmax(1))
     t_label = np.where(to >= threshold, -1, tp.argmax(1))
-    return {"n_checked": int(len(x)), "agreement_top1": float(np.mean(kp.argmax(1) == tp.argmax(1))),
-            "agreement_with_other": float(np.mean(k_label == t_label)),
-            "max_prob_diff": float(max(np.abs(kp - tp).max(), np.abs(ko - to).max())),
-            "checked_on": "FER2013 test (angry/sad/surprise), against the Keras model with the same head"}
+    return {
+        "n_checked": int(len(x)),
+        "agreement_top1": float(np.mean(kp.argmax(1) == tp.argmax(1))),
+        "agreement_with_other": float(np.mean(k_label == t_label)),
+        "max_prob_diff": float(max(np.abs(kp - tp).max(), np.abs(ko - to).max())),
+        "checked_on": "FER2013 test (angry/sad/surprise), against the Keras model with the same head",
+    }
 
 
 def wild_faces_check(model_dir: Path, wild_dir: str | Path) -> dict:
@@ -291,16 +343,22 @@ def wild_faces_check(model_dir: Path, wild_dir: str | Path) -> dict:
         paths, _ = iter_image_paths([Path(wild_dir) / label])
         rows = pred.predict_batch([str(p) for p in paths], progress=False)
         ok = [r for r in rows if r.ok]
-        out[label] = {"photos": len(paths), "faces": len(ok), "no_face": sum(r.status == "no_face" for r in rows),
-                      "other": sum(r.emotion == "other" for r in ok),
-                      "task_labels": {c: sum(r.emotion == c for r in ok) for c in pred.classes}}
+        out[label] = {
+            "photos": len(paths),
+            "faces": len(ok),
+            "no_face": sum(r.status == "no_face" for r in rows),
+            "other": sum(r.emotion == "other" for r in ok),
+            "task_labels": {c: sum(r.emotion == c for r in ok) for c in pred.classes},
+        }
     faces = sum(v["faces"] for v in out.values())
     other = sum(v["other"] for v in out.values())
     out["share_not_task"] = other / faces if faces else None
     from .faces import DEFAULT_DETECTOR
 
-    out["what"] = (f"emolib predict (faces=auto: {DEFAULT_DETECTOR} detection and alignment on the photos, "
-                   f"{pred.backend.name} backend); share of the detected faces answered 'other'")
+    out["what"] = (
+        f"emolib predict (faces=auto: {DEFAULT_DETECTOR} detection and alignment on the photos, "
+        f"{pred.backend.name} backend); share of the detected faces answered 'other'"
+    )
     return out
 
 
@@ -309,13 +367,24 @@ def compare_predictions(old: np.ndarray, new: np.ndarray, min_agreement: float =
     """Top-1 agreement and largest probability difference between two (N, C) probability arrays."""
     old, new = np.asarray(old, np.float64), np.asarray(new, np.float64)
     if old.shape != new.shape:
-        return {"n": int(len(new)), "agreement": 0.0, "max_prob_diff": None, "identical": False, "pass": False,
-                "why": f"different output shapes {old.shape} and {new.shape}"}
+        return {
+            "n": int(len(new)),
+            "agreement": 0.0,
+            "max_prob_diff": None,
+            "identical": False,
+            "pass": False,
+            "why": f"different output shapes {old.shape} and {new.shape}",
+        }
     agree = float(np.mean(old.argmax(1) == new.argmax(1))) if len(old) else 1.0
     diff = float(np.abs(old - new).max()) if len(old) else 0.0
-    return {"n": int(len(old)), "agreement": agree, "max_prob_diff": diff,
-            "identical": bool(np.array_equal(old, new)), "min_agreement": min_agreement,
-            "pass": bool(agree >= min_agreement)}
+    return {
+        "n": int(len(old)),
+        "agreement": agree,
+        "max_prob_diff": diff,
+        "identical": bool(np.array_equal(old, new)),
+        "min_agreement": min_agreement,
+        "pass": bool(agree >= min_agreement),
+    }
 
 
 def weights_identical(model_a, model_b) -> bool:
@@ -330,8 +399,9 @@ def compare_models(shipped_dir: Path, candidate_dir: Path, x: np.ndarray, min_ag
 
     a, b = load_model(shipped_dir), load_model(candidate_dir)
     x = np.asarray(x, np.float32).reshape(len(x), *a.input_shape[1:])
-    out = compare_predictions(a.predict(x, batch_size=512, verbose=0), b.predict(x, batch_size=512, verbose=0),
-                              min_agreement)
+    out = compare_predictions(
+        a.predict(x, batch_size=512, verbose=0), b.predict(x, batch_size=512, verbose=0), min_agreement
+    )
     out["weights_identical"] = weights_identical(a, b)
     return out
 
@@ -377,9 +447,19 @@ def release(trained_dir, data_dir, *, target_dir=None, work_dir=None, wild_dir=N
     shipped = (target_dir / MODEL_FILE).is_file()
     cmp = compare_models(target_dir, work_dir, x_test) if shipped else {"pass": False, "why": "nothing shipped yet"}
     cmp["shipped"] = str(target_dir)
-    print(json.dumps({"comparison": cmp, "other_validation": card["other"]["validation"],
-                      "other_test": card["other"]["test"], "wild_faces": card["other"].get("wild_faces"),
-                      "tflite": {k: v for k, v in card["tflite"].items() if k != "sha256"}}, indent=1, default=str))
+    print(
+        json.dumps(
+            {
+                "comparison": cmp,
+                "other_validation": card["other"]["validation"],
+                "other_test": card["other"]["test"],
+                "wild_faces": card["other"].get("wild_faces"),
+                "tflite": {k: v for k, v in card["tflite"].items() if k != "sha256"},
+            },
+            indent=1,
+            default=str,
+        )
+    )
     if cmp["pass"] or replace:
         install(work_dir, target_dir)
         print(f"installed the release in {target_dir}" + ("" if cmp["pass"] else " (RELEASE_REPLACE=1)"))
@@ -387,7 +467,8 @@ def release(trained_dir, data_dir, *, target_dir=None, work_dir=None, wild_dir=N
         raise ReleaseError(
             f"the retrained model does not reproduce the shipped one (top-1 agreement {cmp.get('agreement', 0):.2%} "
             f"< {MIN_AGREEMENT:.1%} on the FER2013 test split{'; ' + cmp['why'] if 'why' in cmp else ''}); nothing "
-            f"was installed. The candidate is in {work_dir}; RELEASE_REPLACE=1 installs it anyway")
+            f"was installed. The candidate is in {work_dir}; RELEASE_REPLACE=1 installs it anyway"
+        )
     return cmp
 
 

@@ -15,6 +15,7 @@ HTMLExporter without the code cells, turned into a single self-contained file:
 * every figure is a base64 `data:` image;
 * the result is checked: no `<script src="http...">` may remain.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,18 +61,25 @@ _EXTERNAL_IMG = re.compile(r"<img[^>]*\ssrc\s*=\s*[\"']?\s*(?:https?:)?//", re.I
 def check_self_contained(html_text: str) -> list[str]:
     """Problems that would make the page need the network (empty list when none)."""
     problems = []
-    for rx, what in ((_EXTERNAL_SCRIPT, "<script src> from the network"), (_EXTERNAL_LINK, "<link href> to the network"),
-                     (_EXTERNAL_IMG, "<img src> from the network")):
+    for rx, what in (
+        (_EXTERNAL_SCRIPT, "<script src> from the network"),
+        (_EXTERNAL_LINK, "<link href> to the network"),
+        (_EXTERNAL_IMG, "<img src> from the network"),
+    ):
         for m in rx.finditer(html_text):
-            problems.append(f"{what}: {html_text[m.start():m.start() + 160]!r}")
+            problems.append(f"{what}: {html_text[m.start() : m.start() + 160]!r}")
     if "cdn.jsdelivr.net/npm/@jupyter-widgets" in html_text:
         problems.append("the CDN widget renderer is still referenced")
     return problems
 
 
 def _has_widget_views(nb) -> bool:
-    return any(WIDGET_VIEW_MIME in (o.get("data") or {}) for c in nb.cells if c.cell_type == "code"
-               for o in c.get("outputs", []))
+    return any(
+        WIDGET_VIEW_MIME in (o.get("data") or {})
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
 
 
 def render_report(executed_ipynb, out_html, *, title: str | None = None) -> Path:
@@ -90,17 +98,28 @@ def render_report(executed_ipynb, out_html, *, title: str | None = None) -> Path
     has_views = _has_widget_views(nb)
     state = (nb.metadata.get("widgets") or {}).get(WIDGET_STATE_MIME)
     if has_views and not state:
-        raise ReportError(f"{executed_ipynb}: widgets were displayed but nb.metadata.widgets has no "
-                          f"{WIDGET_STATE_MIME}: execute it with papermill/nbclient (store_widget_state)")
+        raise ReportError(
+            f"{executed_ipynb}: widgets were displayed but nb.metadata.widgets has no "
+            f"{WIDGET_STATE_MIME}: execute it with papermill/nbclient (store_widget_state)"
+        )
     if title:
         nb.metadata["title"] = title
     for cell in nb.cells:  # library log lines on stderr are not part of the report
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.get("outputs", [])
-                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
-    exporter = HTMLExporter(template_name="lab", extra_template_paths=[str(TEMPLATES_DIR)],
-                            template_file="emolib_report.html.j2", exclude_input=True,
-                            exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True)
+            cell.outputs = [
+                o
+                for o in cell.get("outputs", [])
+                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            ]
+    exporter = HTMLExporter(
+        template_name="lab",
+        extra_template_paths=[str(TEMPLATES_DIR)],
+        template_file="emolib_report.html.j2",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+    )
     resources = {"emolib_widget_js": widget_renderer_js() if state else ""}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     problems = check_self_contained(body)
@@ -119,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["render"]:
         argv = argv[1:]
-    parser = argparse.ArgumentParser(prog="python -m emolib.render",
-                                     description="executed report notebook -> self-contained HTML")
+    parser = argparse.ArgumentParser(
+        prog="python -m emolib.render", description="executed report notebook -> self-contained HTML"
+    )
     parser.add_argument("--notebook", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--title", default="Facial emotion recognition: report")

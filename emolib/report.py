@@ -11,6 +11,7 @@ Elsewhere: rendering the executed notebook into one self-contained HTML file is
 prediction playground at the end of the report is `emolib.playground.offline_playground`.
 Metric keys read here are the ones documented in `emolib.metrics`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -81,13 +82,25 @@ def context(reports_dir="reports") -> dict:
             "test_predictions": d / PREDICTIONS_FILE if (d / PREDICTIONS_FILE).is_file() else None,
         }
     figures_dir = reports_dir / "figures"
-    figures = sorted(p for p in figures_dir.glob("*.png") if p.stem not in EXCLUDED_FIGURES) \
-        if figures_dir.is_dir() else []
-    synthetic = bool((run.get("data") or {}).get("synthetic") or (checks or {}).get("synthetic")
-                     or (comparison or {}).get("synthetic")
-                     or any((m["card"] or {}).get("synthetic") for m in models.values()))
-    return {"reports_dir": reports_dir, "run": run, "checks": checks, "comparison": comparison,
-            "latency": latency, "models": models, "figures": figures, "synthetic": synthetic}
+    figures = (
+        sorted(p for p in figures_dir.glob("*.png") if p.stem not in EXCLUDED_FIGURES) if figures_dir.is_dir() else []
+    )
+    synthetic = bool(
+        (run.get("data") or {}).get("synthetic")
+        or (checks or {}).get("synthetic")
+        or (comparison or {}).get("synthetic")
+        or any((m["card"] or {}).get("synthetic") for m in models.values())
+    )
+    return {
+        "reports_dir": reports_dir,
+        "run": run,
+        "checks": checks,
+        "comparison": comparison,
+        "latency": latency,
+        "models": models,
+        "figures": figures,
+        "synthetic": synthetic,
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -174,8 +187,9 @@ def table_html(df: pd.DataFrame, *, index: bool = True, float_digits: int = 3) -
     """A table for the report, numbers formatted for a reader (`format_value`)."""
     if df is None or not len(df):
         return note("(empty table)")
-    return readable(df, float_digits).to_html(index=index, escape=True, border=0,
-                                              classes="emolib-table dataframe", na_rep="")
+    return readable(df, float_digits).to_html(
+        index=index, escape=True, border=0, classes="emolib-table dataframe", na_rep=""
+    )
 
 
 def png_data_uri(data: bytes) -> str:
@@ -186,8 +200,10 @@ def img_tag(path_or_bytes, *, width: int | None = None, alt: str = "", title: st
     """An <img> with the PNG embedded as base64 (no file reference survives)."""
     data = path_or_bytes if isinstance(path_or_bytes, (bytes, bytearray)) else Path(path_or_bytes).read_bytes()
     w = f' width="{int(width)}"' if width else ""
-    return (f'<img src="{png_data_uri(bytes(data))}"{w} alt="{_esc(alt)}" title="{_esc(title)}" '
-            'style="max-width:100%;image-rendering:auto"/>')
+    return (
+        f'<img src="{png_data_uri(bytes(data))}"{w} alt="{_esc(alt)}" title="{_esc(title)}" '
+        'style="max-width:100%;image-rendering:auto"/>'
+    )
 
 
 def array_png(arr: np.ndarray, scale: int = 1) -> bytes:
@@ -227,7 +243,8 @@ def prob_bars_html(probs: dict[str, float], *, true: str | None = None, title: s
             f'<span style="width:90px;font-weight:{weight}">{_esc(c)}{mark}</span>'
             f'<span style="display:inline-block;background:#eceff1;width:180px;height:14px;margin:0 6px">'
             f'<span style="display:block;background:{colour};width:{100 * p:.1f}%;height:14px"></span></span>'
-            f'<span style="font-family:monospace">{100 * p:5.1f}%</span></div>')
+            f'<span style="font-family:monospace">{100 * p:5.1f}%</span></div>'
+        )
     head = f'<div style="font-weight:bold;margin-bottom:3px">{_esc(title)}</div>' if title else ""
     return f'<div class="emolib-probs">{head}{"".join(rows)}</div>'
 
@@ -300,8 +317,10 @@ def data_checks(ctx: dict):
             out.append(note(f"data checks in an unexpected format ({e}); raw keys: {sorted(checks)}"))
         n = checks.get("n_images")
         if n is not None:
-            out.append(f"<p>{_esc(n)} images checked in {_esc(checks.get('data_dir', '?'))} "
-                       f"(classes checked: {_esc(', '.join(checks.get('classes_checked', []) or []))}).</p>")
+            out.append(
+                f"<p>{_esc(n)} images checked in {_esc(checks.get('data_dir', '?'))} "
+                f"(classes checked: {_esc(', '.join(checks.get('classes_checked', []) or []))}).</p>"
+            )
     out.append(figures_html(ctx, "data", width=520))
     return _display("".join(out))
 
@@ -329,11 +348,20 @@ def _history_figure(name: str, hist: pd.DataFrame, synthetic: bool = False):
     if synthetic:
         from .plots import SYNTHETIC_STAMP
 
-        fig.text(0.5, 0.5, SYNTHETIC_STAMP, ha="center", va="center", fontsize=18, color="red", alpha=0.25,
-                 rotation=15, transform=fig.transFigure)
+        fig.text(
+            0.5,
+            0.5,
+            SYNTHETIC_STAMP,
+            ha="center",
+            va="center",
+            fontsize=18,
+            color="red",
+            alpha=0.25,
+            rotation=15,
+            transform=fig.transFigure,
+        )
     fig.tight_layout()
     return fig
-
 
 
 def model_results(ctx: dict):
@@ -348,18 +376,21 @@ def model_results(ctx: dict):
         ci = met.get("test_ci") or {}
         acc_ci = ci.get("accuracy") or {}
         f1_ci = ci.get("macro_f1") or {}
-        rows.append({
-            "model": name,
-            "weights": card.get("weights_used", met.get("weights_used", "")),
-            "input": "x".join(map(str, (card.get("input_shape") or [])[:2])),
-            "epochs": _first(card.get("epochs"), card.get("epochs_total"), met.get("epochs")),
-            "training time (s)": _first(card.get("training_time_s"), card.get("wall_time_s"),
-                                        met.get("training_time_s")),
-            "test accuracy": _with_ci(test.get("accuracy"), acc_ci),
-            "test macro-F1": _with_ci(test.get("macro_f1"), f1_ci),
-            "ECE": _fmt((met.get("calibration") or {}).get("ece_before", test.get("ece"))),
-            METRICS_FILE: "yes" if m["metrics"] else "not yet (make evaluate)",
-        })
+        rows.append(
+            {
+                "model": name,
+                "weights": card.get("weights_used", met.get("weights_used", "")),
+                "input": "x".join(map(str, (card.get("input_shape") or [])[:2])),
+                "epochs": _first(card.get("epochs"), card.get("epochs_total"), met.get("epochs")),
+                "training time (s)": _first(
+                    card.get("training_time_s"), card.get("wall_time_s"), met.get("training_time_s")
+                ),
+                "test accuracy": _with_ci(test.get("accuracy"), acc_ci),
+                "test macro-F1": _with_ci(test.get("macro_f1"), f1_ci),
+                "ECE": _fmt((met.get("calibration") or {}).get("ece_before", test.get("ece"))),
+                METRICS_FILE: "yes" if m["metrics"] else "not yet (make evaluate)",
+            }
+        )
     out = ["<h3>Models</h3>", table_html(pd.DataFrame(rows).set_index("model"))]
     for name, m in models.items():
         out.append(f"<h4>{_esc(name)}: learning curves</h4>")
@@ -367,13 +398,18 @@ def model_results(ctx: dict):
         if hist is None or not len(hist):
             out.append(note(f"no {HISTORY_FILE} for {name}"))
             continue
-        out.append(img_tag(figure_png(_history_figure(name, hist, ctx["synthetic"])), width=760, alt=f"{name} learning curves"))
+        out.append(
+            img_tag(figure_png(_history_figure(name, hist, ctx["synthetic"])), width=760, alt=f"{name} learning curves")
+        )
     drawn = {f"train_{name}_curves" for name, m in models.items() if m["history"] is not None and len(m["history"])}
     out.append(figures_html(ctx, "learning", width=760, skip=drawn))  # no second copy of the same curves
     notes = [(name, m["card"].get("weights_notes")) for name, m in models.items() if m["card"].get("weights_notes")]
     if notes:
-        out.append("<h4>Weights: fallbacks</h4><ul>" + "".join(
-            f"<li><b>{_esc(n)}</b>: {_esc(' '.join(t))}</li>" for n, t in notes) + "</ul>")
+        out.append(
+            "<h4>Weights: fallbacks</h4><ul>"
+            + "".join(f"<li><b>{_esc(n)}</b>: {_esc(' '.join(t))}</li>" for n, t in notes)
+            + "</ul>"
+        )
     return _display("".join(out))
 
 
@@ -407,26 +443,38 @@ def comparison(ctx: dict):
             if metric in rows:
                 lo, hi = rows.get(f"{metric}_ci_low"), rows.get(f"{metric}_ci_high")
                 t[f"{metric} [95% CI]"] = [
-                    _fmt(p) + (f" [{_fmt(a)}, {_fmt(b)}]" if a is not None and b is not None and not pd.isna(a)
-                               and not pd.isna(b) else "")
-                    for p, a, b in zip(rows[metric], lo if lo is not None else [None] * len(rows),
-                                       hi if hi is not None else [None] * len(rows))]
+                    _fmt(p)
+                    + (
+                        f" [{_fmt(a)}, {_fmt(b)}]"
+                        if a is not None and b is not None and not pd.isna(a) and not pd.isna(b)
+                        else ""
+                    )
+                    for p, a, b in zip(
+                        rows[metric],
+                        lo if lo is not None else [None] * len(rows),
+                        hi if hi is not None else [None] * len(rows),
+                    )
+                ]
         for c in ("balanced_accuracy", "ece", "nll", "parameters", "inference_ms_per_image", "training_time_s"):
             if c in rows:
                 t[c] = rows[c]
         out += ["<h3>Comparison on the test split</h3>", table_html(t.set_index("model"))]
         if "note" in rows:
             notes = "".join(f"<li><b>{_esc(m)}</b>: {_esc(n)}</li>" for m, n in zip(rows["model"], rows["note"]) if n)
-            out.append(f'<details><summary>How each row was made</summary><ul style="font-size:12px">{notes}</ul></details>')
-    sig = (comp.get("significance") or {})
+            out.append(
+                f'<details><summary>How each row was made</summary><ul style="font-size:12px">{notes}</ul></details>'
+            )
+    sig = comp.get("significance") or {}
     matrix = sig.get("matrix_p_holm") or {}
     if matrix:
         m = pd.DataFrame(matrix).T
         m = m.reindex(columns=m.index).astype(float)
         alpha = sig.get("alpha", 0.05)
         styled = m.map(lambda v: "" if pd.isna(v) else (f"{v:.3g} *" if v < alpha else f"{v:.3g}"))
-        out += [f"<h4>Significance: {_esc(sig.get('test', 'pairwise test'))} (* p &lt; {alpha})</h4>",
-                table_html(styled)]
+        out += [
+            f"<h4>Significance: {_esc(sig.get('test', 'pairwise test'))} (* p &lt; {alpha})</h4>",
+            table_html(styled),
+        ]
     else:
         out.append(note("no significance matrix (fewer than two models compared)"))
     per_class = comp.get("per_class") or {}
@@ -437,7 +485,9 @@ def comparison(ctx: dict):
     if sw:
         items = "".join(
             f"<li><b>{_esc(n)}</b>: strengths: {_esc('; '.join(v.get('strengths', [])) or '-')}; "
-            f"weaknesses: {_esc('; '.join(v.get('weaknesses', [])) or '-')}</li>" for n, v in sw.items())
+            f"weaknesses: {_esc('; '.join(v.get('weaknesses', [])) or '-')}</li>"
+            for n, v in sw.items()
+        )
         out.append(f"<h4>Strengths and weaknesses</h4><ul>{items}</ul>")
     for n in comp.get("notes") or []:
         out.append(note(n))
@@ -451,12 +501,18 @@ def calibration(ctx: dict):
     for name, m in ctx["models"].items():
         cal = (m["metrics"] or {}).get("calibration") or {}
         if cal:
-            rows.append({"model": name, **{k: cal.get(k) for k in
-                                           ("temperature", "ece_before", "ece_after", "nll_before", "nll_after")}})
+            rows.append(
+                {
+                    "model": name,
+                    **{k: cal.get(k) for k in ("temperature", "ece_before", "ece_after", "nll_before", "nll_after")},
+                }
+            )
     out = []
     if rows:
-        out += ["<p>Temperature fitted on the validation split; ECE and NLL on test.</p>",
-                table_html(pd.DataFrame(rows).set_index("model"))]
+        out += [
+            "<p>Temperature fitted on the validation split; ECE and NLL on test.</p>",
+            table_html(pd.DataFrame(rows).set_index("model")),
+        ]
     else:
         out.append(note(f"no calibration results yet ({METRICS_FILE} from `make evaluate`)"))
     out.append(figures_html(ctx, "calibration", width=460))
@@ -489,20 +545,35 @@ def latency(ctx: dict):
     """The latency table of `make bench` (reports/bench/latency.json), whatever its exact shape."""
     lat = ctx["latency"]
     if not lat:
-        return _display(note("Latency is not measured by `make all`: run `make bench` (single-image and batch "
-                             "latency per model, exports), then `make report`, and its numbers appear here."))
+        return _display(
+            note(
+                "Latency is not measured by `make all`: run `make bench` (single-image and batch "
+                "latency per model, exports), then `make report`, and its numbers appear here."
+            )
+        )
     models = lat.get("models") if isinstance(lat, dict) else None
     if isinstance(models, dict) and models and all("single_image" in m for m in models.values()):
         from .bench import export_table, latency_table  # the schema `make bench` writes
 
         targets = lat.get("targets", {})
-        rows = "".join(f"<li>{'PASS' if t.get('pass') else ('n/a' if t.get('pass') is None else 'FAIL')}: "
-                       f"{_esc(t.get('what', k))} (measured {_esc(t.get('value'))})</li>" for k, t in targets.items())
-        head = (f"<p style='font-size:12px'>{_esc(lat.get('note', ''))} Machine: "
-                f"{_esc((lat.get('machine') or {}).get('platform', ''))}, {_esc(lat.get('timestamp', ''))}.</p>")
-        return _display(table_html(latency_table(lat), index=False, float_digits=2) + "<h4>Exported models</h4>"
-                        + table_html(export_table(lat), index=False, float_digits=4) + "<h4>Targets</h4><ul>"
-                        + rows + "</ul>" + head)
+        rows = "".join(
+            f"<li>{'PASS' if t.get('pass') else ('n/a' if t.get('pass') is None else 'FAIL')}: "
+            f"{_esc(t.get('what', k))} (measured {_esc(t.get('value'))})</li>"
+            for k, t in targets.items()
+        )
+        head = (
+            f"<p style='font-size:12px'>{_esc(lat.get('note', ''))} Machine: "
+            f"{_esc((lat.get('machine') or {}).get('platform', ''))}, {_esc(lat.get('timestamp', ''))}.</p>"
+        )
+        return _display(
+            table_html(latency_table(lat), index=False, float_digits=2)
+            + "<h4>Exported models</h4>"
+            + table_html(export_table(lat), index=False, float_digits=4)
+            + "<h4>Targets</h4><ul>"
+            + rows
+            + "</ul>"
+            + head
+        )
     df = latency_frame(lat)
     extra = ""
     if isinstance(lat, dict):
@@ -524,8 +595,9 @@ def latency_frame(lat: Any) -> pd.DataFrame:
                 return pd.json_normalize([{"model": k, **x} for k, x in v.items()])
         if lat and all(isinstance(x, dict) for x in lat.values()):
             return pd.json_normalize([{"name": k, **x} for k, x in lat.items()])
-        return pd.DataFrame([{"key": k, "value": json.dumps(v) if isinstance(v, (list, dict)) else v}
-                             for k, v in lat.items()])
+        return pd.DataFrame(
+            [{"key": k, "value": json.dumps(v) if isinstance(v, (list, dict)) else v} for k, v in lat.items()]
+        )
     return pd.DataFrame({"value": [lat]})
 
 
@@ -544,8 +616,10 @@ def figures_html(ctx: dict, group: str, width: int = 600, empty: str | None = No
         return note(empty) if empty else ""
     parts = []
     for p in figs:
-        parts.append(f'<figure style="display:inline-block;margin:6px;vertical-align:top">{img_tag(p, width=width, alt=p.stem)}'
-                     f'<figcaption style="font-size:11px;color:#555">{_esc(p.name)}</figcaption></figure>')
+        parts.append(
+            f'<figure style="display:inline-block;margin:6px;vertical-align:top">{img_tag(p, width=width, alt=p.stem)}'
+            f'<figcaption style="font-size:11px;color:#555">{_esc(p.name)}</figcaption></figure>'
+        )
     return "<div>" + "".join(parts) + "</div>"
 
 

@@ -4,6 +4,7 @@ Every artifact goes through `atomic_write_*` (write a temp file in the same fold
 then `os.replace`) so an interrupted run never leaves a half-written file that a
 later `make` would take as finished.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,12 +16,26 @@ import math
 import os
 import platform
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 LIBRARIES = (
-    "emolib", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "scikit-learn", "scipy",
-    "matplotlib", "seaborn", "pillow", "imagehash", "opencv-python-headless", "papermill", "nbconvert",
+    "emolib",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "matplotlib",
+    "seaborn",
+    "pillow",
+    "imagehash",
+    "opencv-python-headless",
+    "papermill",
+    "nbconvert",
     "ipywidgets",
 )
 

@@ -16,6 +16,7 @@ overwrites the holder information. The Makefile runs every target that writes
 REPORTS under this lock (see its "pipeline" section); the inner make sees
 EMOLIB_RUNLOCK set and does the work, `make -j` included.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,7 @@ def describe_holder(reports: str | Path, info: dict) -> str:
     except (TypeError, ValueError):
         started = started or "at an unknown time"
     where = f"pid {pid}" + (f" on {host}" if host and host != socket.gethostname() else "")
-    return (f"{reports}/ is in use by another {what} ({where}, started {started}); "
-            f"wait for it or use REPORTS=other_dir")
+    return f"{reports}/ is in use by another {what} ({where}, started {started}); wait for it or use REPORTS=other_dir"
 
 
 def acquire(reports: str | Path, what: str = "run") -> int:
@@ -74,8 +74,13 @@ def acquire(reports: str | Path, what: str = "run") -> int:
     except BlockingIOError:
         os.close(fd)
         raise LockedError(describe_holder(str(reports).rstrip("/") or "/", holder_info(path))) from None
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
-            "started": _dt.datetime.now().isoformat(timespec="seconds"), "cwd": os.getcwd()}
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "what": what,
+        "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "cwd": os.getcwd(),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
     return fd
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("reports")
     parser.add_argument("--what", default="run", help="what holds the lock, for the message ('make all')")
     args = parser.parse_args(argv[:cut])
-    command = argv[cut + 1:]
+    command = argv[cut + 1 :]
     if not command:
         parser.error("no COMMAND after --")
     try:

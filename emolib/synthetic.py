@@ -18,6 +18,7 @@ Public API:
 
 Numpy and PIL only (no TensorFlow), so tests and data checks import it cheaply.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ import os
 import secrets
 import shutil
 import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -69,68 +70,131 @@ _SS = 4
 # A sample's offsets are `intensity * target + jitter`; low intensities make
 # deliberately ambiguous samples.
 _PARAM_NAMES = (
-    "brow_in_dy",    # inner brow corner height (+ = lower)
-    "brow_out_dy",   # outer brow corner height
-    "brow_arch",     # extra lift in the middle of the brow
-    "brow_in_dx",    # inner corners pulled toward the centre
-    "brow_asym",     # one brow lower than the other (disgust)
-    "eye_open",      # eye opening, as a change of the neutral opening (+0.6 = 1.6x)
-    "eye_droop",     # outer eye corner lowered (sad)
-    "lid_slant",     # inner part of the upper lid lowered (angry glare)
-    "mouth_curve",   # mouth-corner height relative to the centre (- = smile)
-    "mouth_w",       # mouth width change (+0.2 = 1.2x)
-    "mouth_open",    # gap between the lips
-    "mouth_dy",      # whole mouth moved down (dropped jaw)
-    "mouth_round",   # opening shape: - = flatter/stretched, + = rounder
-    "mouth_upper",   # share of the opening above the mouth line (- = D-shaped grin)
-    "lip_raise",     # upper lip raised on one side (disgust)
-    "corner_asym",   # one mouth corner raised (disgust sneer)
-    "lip_th",        # lip thickness change (- = pressed thin lips)
-    "cheeks",        # raised cheeks, nasolabial folds (happy)
+    "brow_in_dy",  # inner brow corner height (+ = lower)
+    "brow_out_dy",  # outer brow corner height
+    "brow_arch",  # extra lift in the middle of the brow
+    "brow_in_dx",  # inner corners pulled toward the centre
+    "brow_asym",  # one brow lower than the other (disgust)
+    "eye_open",  # eye opening, as a change of the neutral opening (+0.6 = 1.6x)
+    "eye_droop",  # outer eye corner lowered (sad)
+    "lid_slant",  # inner part of the upper lid lowered (angry glare)
+    "mouth_curve",  # mouth-corner height relative to the centre (- = smile)
+    "mouth_w",  # mouth width change (+0.2 = 1.2x)
+    "mouth_open",  # gap between the lips
+    "mouth_dy",  # whole mouth moved down (dropped jaw)
+    "mouth_round",  # opening shape: - = flatter/stretched, + = rounder
+    "mouth_upper",  # share of the opening above the mouth line (- = D-shaped grin)
+    "lip_raise",  # upper lip raised on one side (disgust)
+    "corner_asym",  # one mouth corner raised (disgust sneer)
+    "lip_th",  # lip thickness change (- = pressed thin lips)
+    "cheeks",  # raised cheeks, nasolabial folds (happy)
     "nose_wrinkle",  # wrinkled nose bridge (disgust)
-    "glabella",      # vertical frown lines between the brows (angry)
-    "forehead",      # horizontal forehead lines (surprise, fear)
-    "teeth",         # teeth visible in the opening
+    "glabella",  # vertical frown lines between the brows (angry)
+    "forehead",  # horizontal forehead lines (surprise, fear)
+    "teeth",  # teeth visible in the opening
 )
 
 _TARGETS: dict[str, dict[str, float]] = {
     "neutral": {},
     "angry": dict(
-        brow_in_dy=0.16, brow_out_dy=-0.06, brow_in_dx=0.06, brow_arch=-0.04,
-        eye_open=-0.45, lid_slant=0.04, mouth_curve=0.05, mouth_w=-0.22, lip_th=-0.6,
+        brow_in_dy=0.16,
+        brow_out_dy=-0.06,
+        brow_in_dx=0.06,
+        brow_arch=-0.04,
+        eye_open=-0.45,
+        lid_slant=0.04,
+        mouth_curve=0.05,
+        mouth_w=-0.22,
+        lip_th=-0.6,
         glabella=1.0,
     ),
     "disgust": dict(
-        brow_in_dy=0.09, brow_out_dy=0.02, brow_asym=0.09, brow_in_dx=0.03,
-        eye_open=-0.35, mouth_curve=0.08, mouth_w=-0.05, lip_raise=0.2, corner_asym=0.12,
-        mouth_upper=0.3, lip_th=0.3, nose_wrinkle=1.0, teeth=0.6,
+        brow_in_dy=0.09,
+        brow_out_dy=0.02,
+        brow_asym=0.09,
+        brow_in_dx=0.03,
+        eye_open=-0.35,
+        mouth_curve=0.08,
+        mouth_w=-0.05,
+        lip_raise=0.2,
+        corner_asym=0.12,
+        mouth_upper=0.3,
+        lip_th=0.3,
+        nose_wrinkle=1.0,
+        teeth=0.6,
     ),
     "fear": dict(
-        brow_in_dy=-0.17, brow_out_dy=-0.05, brow_in_dx=0.05, brow_arch=-0.04,
-        eye_open=0.65, mouth_open=0.10, mouth_w=0.28, mouth_curve=0.05, mouth_round=-0.3,
-        forehead=0.7, teeth=0.5,
+        brow_in_dy=-0.17,
+        brow_out_dy=-0.05,
+        brow_in_dx=0.05,
+        brow_arch=-0.04,
+        eye_open=0.65,
+        mouth_open=0.10,
+        mouth_w=0.28,
+        mouth_curve=0.05,
+        mouth_round=-0.3,
+        forehead=0.7,
+        teeth=0.5,
     ),
     "happy": dict(
-        brow_in_dy=-0.03, brow_out_dy=-0.02, eye_open=-0.3, mouth_curve=-0.2,
-        mouth_w=0.3, mouth_open=0.09, mouth_upper=-0.3, cheeks=1.0, teeth=1.0,
+        brow_in_dy=-0.03,
+        brow_out_dy=-0.02,
+        eye_open=-0.3,
+        mouth_curve=-0.2,
+        mouth_w=0.3,
+        mouth_open=0.09,
+        mouth_upper=-0.3,
+        cheeks=1.0,
+        teeth=1.0,
     ),
     "sad": dict(
-        brow_in_dy=-0.13, brow_out_dy=0.06, brow_arch=-0.04, brow_in_dx=0.02,
-        eye_open=-0.25, eye_droop=0.06, mouth_curve=0.14, mouth_w=-0.1, lip_th=0.2,
+        brow_in_dy=-0.13,
+        brow_out_dy=0.06,
+        brow_arch=-0.04,
+        brow_in_dx=0.02,
+        eye_open=-0.25,
+        eye_droop=0.06,
+        mouth_curve=0.14,
+        mouth_w=-0.1,
+        lip_th=0.2,
     ),
     "surprise": dict(
-        brow_in_dy=-0.2, brow_out_dy=-0.17, brow_arch=0.08, eye_open=0.75,
-        mouth_open=0.34, mouth_w=-0.5, mouth_dy=0.05, mouth_round=0.1, forehead=1.0,
+        brow_in_dy=-0.2,
+        brow_out_dy=-0.17,
+        brow_arch=0.08,
+        eye_open=0.75,
+        mouth_open=0.34,
+        mouth_w=-0.5,
+        mouth_dy=0.05,
+        mouth_round=0.1,
+        forehead=1.0,
     ),
 }
 assert set(_TARGETS) == set(FER2013_CLASSES)
 
 # Per-sample jitter of each parameter (individual resting face, imprecise acting).
 _JITTER = dict(
-    brow_in_dy=0.03, brow_out_dy=0.03, brow_arch=0.02, brow_in_dx=0.015, brow_asym=0.015,
-    eye_open=0.12, eye_droop=0.015, lid_slant=0.01, mouth_curve=0.035, mouth_w=0.08,
-    mouth_open=0.015, mouth_dy=0.02, mouth_round=0.05, mouth_upper=0.05, lip_raise=0.01,
-    corner_asym=0.015, lip_th=0.15, cheeks=0.1, nose_wrinkle=0.1, glabella=0.1, forehead=0.15,
+    brow_in_dy=0.03,
+    brow_out_dy=0.03,
+    brow_arch=0.02,
+    brow_in_dx=0.015,
+    brow_asym=0.015,
+    eye_open=0.12,
+    eye_droop=0.015,
+    lid_slant=0.01,
+    mouth_curve=0.035,
+    mouth_w=0.08,
+    mouth_open=0.015,
+    mouth_dy=0.02,
+    mouth_round=0.05,
+    mouth_upper=0.05,
+    lip_raise=0.01,
+    corner_asym=0.015,
+    lip_th=0.15,
+    cheeks=0.1,
+    nose_wrinkle=0.1,
+    glabella=0.1,
+    forehead=0.15,
     teeth=0.1,
 )
 
@@ -151,10 +215,7 @@ def _sample_spec(emotion: str, rng: np.random.Generator, *, occlusion_prob: floa
     # Mostly clear expressions, with a tail of weak (ambiguous) ones.
     intensity = 0.2 + 0.8 * float(rng.beta(2.0, 1.1))
     jitter = rng.normal(0.0, 1.0, size=len(_PARAM_NAMES))
-    expr = {
-        name: intensity * target.get(name, 0.0) + _JITTER[name] * float(j)
-        for name, j in zip(_PARAM_NAMES, jitter)
-    }
+    expr = {name: intensity * target.get(name, 0.0) + _JITTER[name] * float(j) for name, j in zip(_PARAM_NAMES, jitter)}
     # Non-negative quantities: wrinkles, openings, visible teeth.
     for name in ("mouth_open", "lip_raise", "cheeks", "nose_wrinkle", "glabella", "forehead", "teeth"):
         expr[name] = max(0.0, expr[name])
@@ -214,13 +275,16 @@ def _sample_occlusion(rng: np.random.Generator) -> dict:
         occ.update(tone=float(rng.uniform(5, 60)), width=float(rng.uniform(0.025, 0.05)))
     elif kind == "hand":
         occ.update(
-            x=float(rng.uniform(-0.6, 0.6)), y=float(rng.uniform(0.45, 0.95)),
-            rx=float(rng.uniform(0.3, 0.5)), ry=float(rng.uniform(0.25, 0.4)),
+            x=float(rng.uniform(-0.6, 0.6)),
+            y=float(rng.uniform(0.45, 0.95)),
+            rx=float(rng.uniform(0.3, 0.5)),
+            ry=float(rng.uniform(0.25, 0.4)),
             tone_scale=float(rng.uniform(0.9, 1.1)),
         )
     elif kind == "bar":
         occ.update(
-            vertical=bool(rng.random() < 0.3), pos=float(rng.uniform(0.15, 0.85)),
+            vertical=bool(rng.random() < 0.3),
+            pos=float(rng.uniform(0.15, 0.85)),
             thick=float(rng.uniform(0.07, 0.16)),
         )
     else:
@@ -239,8 +303,9 @@ class _Pen:
     head pose. An optional mask receives the head silhouette (for compositing).
     """
 
-    def __init__(self, img: Image.Image, cx: float, cy: float, unit: float, angle_deg: float,
-                 mask: Image.Image | None = None):
+    def __init__(
+        self, img: Image.Image, cx: float, cy: float, unit: float, angle_deg: float, mask: Image.Image | None = None
+    ):
         self.draw = ImageDraw.Draw(img)
         self.mask = ImageDraw.Draw(mask) if mask is not None else None
         self.cx, self.cy, self.unit = cx, cy, unit
@@ -294,8 +359,12 @@ def _draw_head(pen: _Pen, s: dict) -> dict:
     pen.poly([-0.45, 0.45, 0.55, -0.55], [0.6 * fh, 0.6 * fh, 2.2, 2.2], skin * 0.8, silhouette=True)
     if s["hair_style"] == 3:  # long hair falls behind the face
         hx = np.linspace(-1.2 * fw, 1.2 * fw, 24)
-        pen.poly(np.r_[hx, hx[::-1]], np.r_[np.full_like(hx, -0.4), (1.15 + 0.15 * np.cos(hx * 1.3))[::-1]], hair,
-                 silhouette=True)
+        pen.poly(
+            np.r_[hx, hx[::-1]],
+            np.r_[np.full_like(hx, -0.4), (1.15 + 0.15 * np.cos(hx * 1.3))[::-1]],
+            hair,
+            silhouette=True,
+        )
     for sx in (-1, 1):
         pen.ellipse(sx * 0.98 * fw, -0.05, 0.13, 0.24, skin * 0.88, silhouette=True)
     if s["hair_style"] in (1, 2, 3):
@@ -308,8 +377,13 @@ def _draw_head(pen: _Pen, s: dict) -> dict:
     pen.poly(ox, oy, skin, silhouette=True)
     # Soft side shading gives the oval some volume once blurred and downsampled.
     for sx in (-1, 1):
-        pen.band(sx * fw * 0.93 * np.cos(np.linspace(-1.1, 1.1, 12)), fh * 0.8 * np.sin(np.linspace(-1.1, 1.1, 12)),
-                 0.05, 0.05, skin * 0.9)
+        pen.band(
+            sx * fw * 0.93 * np.cos(np.linspace(-1.1, 1.1, 12)),
+            fh * 0.8 * np.sin(np.linspace(-1.1, 1.1, 12)),
+            0.05,
+            0.05,
+            skin * 0.9,
+        )
 
     if s["hair_style"] == 2:  # fringe over the forehead
         fx = np.linspace(-fw, fw, 24)
@@ -374,7 +448,9 @@ def _draw_head(pen: _Pen, s: dict) -> dict:
     if e["glabella"] > 0.15:
         g = min(1.0, e["glabella"])
         for sx in (-1, 1):
-            pen.line([sx * 0.06, sx * 0.08], [s["brow_y"] + 0.02, s["brow_y"] + 0.2], skin - (skin - line_col) * g, 0.02)
+            pen.line(
+                [sx * 0.06, sx * 0.08], [s["brow_y"] + 0.02, s["brow_y"] + 0.2], skin - (skin - line_col) * g, 0.02
+            )
 
     # Nose: a shadowed side, the tip and nostrils.
     nl, nw = s["nose_len"], s["nose_w"]
@@ -384,8 +460,9 @@ def _draw_head(pen: _Pen, s: dict) -> dict:
     pen.ellipse(0, tip - 0.02, nw * 0.8, 0.06, min(250, skin * 1.06))
     for sx in (-1, 1):
         pen.ellipse(sx * nw * 0.6, tip + 0.02, nw * 0.35, 0.025, skin * 0.45)
-    pen.line(np.linspace(-nw * 1.1, nw * 1.1, 9), tip + 0.045 - 0.03 * np.cos(np.linspace(-1.4, 1.4, 9)),
-             skin * 0.7, 0.015)
+    pen.line(
+        np.linspace(-nw * 1.1, nw * 1.1, 9), tip + 0.045 - 0.03 * np.cos(np.linspace(-1.4, 1.4, 9)), skin * 0.7, 0.015
+    )
     if e["nose_wrinkle"] > 0.15:  # disgust: creases across the bridge
         c = skin - (skin - skin * 0.6) * min(1.0, e["nose_wrinkle"])
         for k in range(3):
@@ -426,8 +503,8 @@ def _draw_mouth(pen: _Pen, s: dict) -> None:
     lip_col = skin * s["lip_tone"]
 
     # Lip masses: upper lip above the opening, a fuller lower lip below.
-    pen.poly(np.r_[x, x[::-1]], np.r_[upper - 0.05 * lip * env ** 0.5, upper[::-1]], lip_col)
-    pen.poly(np.r_[x, x[::-1]], np.r_[lower, (lower + 0.075 * lip * env ** 0.5)[::-1]], lip_col)
+    pen.poly(np.r_[x, x[::-1]], np.r_[upper - 0.05 * lip * env**0.5, upper[::-1]], lip_col)
+    pen.poly(np.r_[x, x[::-1]], np.r_[lower, (lower + 0.075 * lip * env**0.5)[::-1]], lip_col)
     if (upper < lower - 0.01).any():
         pen.poly(np.r_[x, x[::-1]], np.r_[upper, lower[::-1]], 25)
         if e["teeth"] > 0.2:  # teeth: a light band along the upper edge of the opening
@@ -452,16 +529,27 @@ def _draw_face_occlusion(pen: _Pen, s: dict) -> None:
             if occ["kind"] == "sunglasses":
                 pen.poly(xs, ys, occ["tone"])
             pen.line(xs, ys, occ["tone"], occ["width"])
-        pen.line([-s["eye_dx"] + s["eye_hw"] * 1.45, s["eye_dx"] - s["eye_hw"] * 1.45],
-                 [s["eye_y"] - 0.05, s["eye_y"] - 0.05], occ["tone"], occ["width"])
+        pen.line(
+            [-s["eye_dx"] + s["eye_hw"] * 1.45, s["eye_dx"] - s["eye_hw"] * 1.45],
+            [s["eye_y"] - 0.05, s["eye_y"] - 0.05],
+            occ["tone"],
+            occ["width"],
+        )
         for sx in (-1, 1):
-            pen.line([sx * (s["eye_dx"] + s["eye_hw"] * 1.45), sx * 1.0 * s["face_w"]],
-                     [s["eye_y"] - 0.05, s["eye_y"] - 0.1], occ["tone"], occ["width"])
+            pen.line(
+                [sx * (s["eye_dx"] + s["eye_hw"] * 1.45), sx * 1.0 * s["face_w"]],
+                [s["eye_y"] - 0.05, s["eye_y"] - 0.1],
+                occ["tone"],
+                occ["width"],
+            )
     elif occ["kind"] == "hand":
         tone = s["skin"] * occ["tone_scale"]
         pen.ellipse(occ["x"], occ["y"], occ["rx"], occ["ry"], tone)
-        pen.poly([occ["x"] - occ["rx"] * 0.8, occ["x"] + occ["rx"] * 0.8, occ["x"] + occ["rx"], occ["x"] - occ["rx"]],
-                 [occ["y"], occ["y"], 2.5, 2.5], tone)
+        pen.poly(
+            [occ["x"] - occ["rx"] * 0.8, occ["x"] + occ["rx"] * 0.8, occ["x"] + occ["rx"], occ["x"] - occ["rx"]],
+            [occ["y"], occ["y"], 2.5, 2.5],
+            tone,
+        )
         for k in (-1, 0, 1):  # finger gaps
             fx = occ["x"] + k * occ["rx"] * 0.4
             pen.line([fx, fx], [occ["y"] - occ["ry"] * 0.7, occ["y"] + occ["ry"] * 0.3], tone * 0.8, 0.015)
@@ -550,15 +638,23 @@ def render_photo(
     base = rng.uniform(50, 210) + rng.uniform(-25, 25, size=3)
     # Mostly shared between channels, so the texture is muted rather than confetti.
     low = rng.normal(0, 1, size=(height // 16 + 2, width // 16 + 2, 1)) + 0.3 * rng.normal(
-        0, 1, size=(height // 16 + 2, width // 16 + 2, 3))
-    blot = np.asarray(Image.fromarray(np.uint8(np.clip(128 + 40 * low, 0, 255))).resize((width, height), Image.BICUBIC),
-                      dtype=np.float64) - 128
+        0, 1, size=(height // 16 + 2, width // 16 + 2, 3)
+    )
+    blot = (
+        np.asarray(
+            Image.fromarray(np.uint8(np.clip(128 + 40 * low, 0, 255))).resize((width, height), Image.BICUBIC),
+            dtype=np.float64,
+        )
+        - 128
+    )
     bg = np.clip(base + blot + rng.normal(0, 6, size=(height, width, 3)), 0, 255).astype(np.uint8)
     photo = Image.fromarray(bg, "RGB")
     d = ImageDraw.Draw(photo)
     for _ in range(int(rng.integers(0, 4))):
         x0 = float(rng.uniform(0, width))
-        d.rectangle((x0, 0, x0 + float(rng.uniform(5, 30)), height), fill=tuple(int(v) for v in rng.uniform(30, 230, 3)))
+        d.rectangle(
+            (x0, 0, x0 + float(rng.uniform(5, 30)), height), fill=tuple(int(v) for v in rng.uniform(30, 230, 3))
+        )
 
     n = len(emotions)
     # One face per grid cell, at a random size and spot inside it: faces never overlap.
@@ -598,9 +694,13 @@ def render_photo(
         x1, y1 = min(width, int(math.ceil(ox.max()))), min(height, int(math.ceil(oy.max())))
         boxes.append((x0, y0, x1 - x0, y1 - y0))
 
-    spec = dict(light_dir=float(rng.uniform(0, 2 * math.pi)), light_strength=float(rng.uniform(0, 0.25)),
-                contrast=float(rng.uniform(0.85, 1.1)), brightness=float(rng.uniform(-15, 15)),
-                noise=float(rng.uniform(0, 5)))
+    spec = dict(
+        light_dir=float(rng.uniform(0, 2 * math.pi)),
+        light_strength=float(rng.uniform(0, 0.25)),
+        contrast=float(rng.uniform(0.85, 1.1)),
+        brightness=float(rng.uniform(-15, 15)),
+        noise=float(rng.uniform(0, 5)),
+    )
     noise = rng.standard_normal((height, width, 1))
     return _light_and_noise(np.asarray(photo, dtype=np.float64), spec, noise), boxes
 

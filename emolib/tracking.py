@@ -24,11 +24,12 @@ a frame count, the same tau smooths a 60 fps clip, a 25 fps clip, a clip sampled
 --fps, and a variable-frame-rate clip alike: a change of expression shows after about tau seconds
 (63% of the way). tau = 0 turns smoothing off (s = p).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -116,8 +117,14 @@ class EmaSmoother:
 class IouTracker:
     """Stable ids for face boxes across frames (see the module docstring for the rules)."""
 
-    def __init__(self, *, min_iou: float = MIN_IOU, max_center_dist: float = MAX_CENTER_DIST,
-                 max_speed: float = MAX_SPEED, max_missed: int = MAX_MISSED):
+    def __init__(
+        self,
+        *,
+        min_iou: float = MIN_IOU,
+        max_center_dist: float = MAX_CENTER_DIST,
+        max_speed: float = MAX_SPEED,
+        max_missed: int = MAX_MISSED,
+    ):
         self.min_iou = float(min_iou)
         self.max_center_dist = float(max_center_dist)
         self.max_speed = float(max_speed)
@@ -158,8 +165,9 @@ class IouTracker:
                 dt = time_s - tr.time_s
                 if dt > 0:
                     measured = (box - tr.box) / dt
-                    tr.velocity = measured if tr.hits == 1 else (
-                        VELOCITY_KEEP * tr.velocity + (1 - VELOCITY_KEEP) * measured)
+                    tr.velocity = (
+                        measured if tr.hits == 1 else (VELOCITY_KEEP * tr.velocity + (1 - VELOCITY_KEEP) * measured)
+                    )
                 tr.box, tr.time_s, tr.missed = box, float(time_s), 0
                 tr.hits += 1
                 ids[j] = tr.id

@@ -28,6 +28,7 @@ dropout random streams, so a resumed run is close to, not bit-identical with, an
 uninterrupted one. A finished out_dir (state 'done' and model.keras present) is not
 trained again: `train` returns the saved result with `skipped=True`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,9 +36,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import numpy as np
@@ -46,11 +47,20 @@ import pandas as pd
 from .config import Stage
 from .metrics import macro_f1
 from .models import apply_stage
-from .runinfo import atomic_path, atomic_write_text as _atomic_write_text
+from .runinfo import atomic_path
+from .runinfo import atomic_write_text as _atomic_write_text
 
 __all__ = [
-    "TrainResult", "MacroF1Callback", "train", "set_seed", "distribution_strategy",
-    "use_mixed_precision_if_gpu", "device_description", "monitor_mode", "load_state", "cosine_lr",
+    "TrainResult",
+    "MacroF1Callback",
+    "train",
+    "set_seed",
+    "distribution_strategy",
+    "use_mixed_precision_if_gpu",
+    "device_description",
+    "monitor_mode",
+    "load_state",
+    "cosine_lr",
 ]
 
 STATE_VERSION = 1
@@ -156,7 +166,7 @@ class MacroF1Callback(keras.callbacks.Callback):
             x, y = batch[0], batch[1]
             p = np.asarray(self.model.predict_on_batch(x))
             if self.n_classes:
-                p = p[..., :self.n_classes]
+                p = p[..., : self.n_classes]
             y = np.asarray(y)
             if y.ndim > 1 and y.shape[-1] > 1:  # one-hot labels
                 y = y.argmax(-1)
@@ -164,8 +174,9 @@ class MacroF1Callback(keras.callbacks.Callback):
             y_pred.append(p.argmax(-1).reshape(-1))
         if not y_true:
             return
-        logs[self.name] = macro_f1(np.concatenate(y_true), np.concatenate(y_pred),
-                                   int(self.n_classes or self.model.outputs[0].shape[-1]))
+        logs[self.name] = macro_f1(
+            np.concatenate(y_true), np.concatenate(y_pred), int(self.n_classes or self.model.outputs[0].shape[-1])
+        )
 
 
 class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -255,8 +266,11 @@ def _history_frame(rows: list[dict]) -> pd.DataFrame:
 
 def _schedule_signature(stages: Sequence[Stage]) -> list[list]:
     # 'plateau' (the default) is left out so checkpoints written before schedules existed still resume
-    return [[s.name, s.trainable, int(s.epochs), float(s.learning_rate)]
-            + ([s.lr_schedule] if s.lr_schedule != "plateau" else []) for s in stages]
+    return [
+        [s.name, s.trainable, int(s.epochs), float(s.learning_rate)]
+        + ([s.lr_schedule] if s.lr_schedule != "plateau" else [])
+        for s in stages
+    ]
 
 
 def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
@@ -298,7 +312,7 @@ class TrainResult:
 class _Checkpointer(keras.callbacks.Callback):
     """Records history and writes the checkpoint after every epoch (runs after ES / LR)."""
 
-    def __init__(self, run: "_Run", stage_index: int, stage: Stage, es, rlr):
+    def __init__(self, run: _Run, stage_index: int, stage: Stage, es, rlr):
         super().__init__()
         self.run, self.stage_index, self.stage, self.es, self.rlr = run, stage_index, stage, es, rlr
         self._lr_begin = None
@@ -308,8 +322,13 @@ class _Checkpointer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         run = self.run
-        row = {"stage": self.stage.name, "stage_index": self.stage_index, "epoch": epoch + 1,
-               "epoch_global": len(run.history) + 1, "lr": self._lr_begin}
+        row = {
+            "stage": self.stage.name,
+            "stage_index": self.stage_index,
+            "epoch": epoch + 1,
+            "epoch_global": len(run.history) + 1,
+            "lr": self._lr_begin,
+        }
         for k, v in (logs or {}).items():
             if k not in row and k != "learning_rate":  # 'lr' is the rate the epoch ran with
                 row[k] = _py(v)
@@ -323,12 +342,16 @@ class _Checkpointer(keras.callbacks.Callback):
             best = f"best_{slot}.weights.h5"
             _atomic_save_weights(self.model, run.ckpt / best)
             run.state["best_weights"] = best
-        run.state.update({
-            "stage_index": self.stage_index, "epochs_done_in_stage": epoch + 1,
-            "stage_finished": False, "lr": _current_lr(self.model),
-            "early_stopping": {**self.es.get_state(), "stopped": bool(self.model.stop_training)},
-            "reduce_lr": self.rlr.get_state(),
-        })
+        run.state.update(
+            {
+                "stage_index": self.stage_index,
+                "epochs_done_in_stage": epoch + 1,
+                "stage_finished": False,
+                "lr": _current_lr(self.model),
+                "early_stopping": {**self.es.get_state(), "stopped": bool(self.model.stop_training)},
+                "reduce_lr": self.rlr.get_state(),
+            }
+        )
         run.save()
 
 
@@ -356,9 +379,21 @@ class _Run:
         return [self.ckpt / name for name in (self.state.pop(k, None) for k in keys) if name]
 
 
-def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weight=None, patience: int = 4,
-          monitor: str = "val_macro_f1", seed: int = 42, verbose: int = 1, callbacks=(),
-          strategy=None, task_outputs: int | None = None) -> TrainResult:
+def train(
+    model,
+    train_ds,
+    val_ds,
+    stages: Sequence[Stage],
+    out_dir,
+    class_weight=None,
+    patience: int = 4,
+    monitor: str = "val_macro_f1",
+    seed: int = 42,
+    verbose: int = 1,
+    callbacks=(),
+    strategy=None,
+    task_outputs: int | None = None,
+) -> TrainResult:
     """Run `stages` in order on `model`, checkpointing every epoch into out_dir; resumable.
 
     train_ds / val_ds: tf.data.Datasets of (x float32 (B,S,S,1) raw 0..255, y int32 (B,)).
@@ -399,9 +434,16 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
         loaded = keras.models.load_model(model_path, safe_mode=True)
         hist_path = out_dir / HISTORY_FILE
         history = pd.read_csv(hist_path) if hist_path.is_file() else _history_frame(state.get("history", []))
-        return TrainResult(loaded, history, list(state.get("epochs_per_stage", [])),
-                           float(state.get("wall_time_s", 0.0)), resumed=True, skipped=True,
-                           out_dir=out_dir, state=state)
+        return TrainResult(
+            loaded,
+            history,
+            list(state.get("epochs_per_stage", [])),
+            float(state.get("wall_time_s", 0.0)),
+            resumed=True,
+            skipped=True,
+            out_dir=out_dir,
+            state=state,
+        )
 
     if state is not None and state.get("status") == "done":
         print(f"[train] {out_dir}: marked done but {model_path} is missing - training again from scratch")
@@ -409,14 +451,27 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
     set_seed(seed, deterministic=False)
     t0 = time.perf_counter()
     resumed = False
-    if state is not None and state.get("status") == "running" and state.get("last_weights") \
-            and (ckpt / state["last_weights"]).is_file():
+    if (
+        state is not None
+        and state.get("status") == "running"
+        and state.get("last_weights")
+        and (ckpt / state["last_weights"]).is_file()
+    ):
         model.load_weights(str(ckpt / state["last_weights"]))
         resumed = True
     else:
-        state = {"version": STATE_VERSION, "status": "running", "schedule": signature, "monitor": monitor,
-                 "stage_index": 0, "epochs_done_in_stage": 0, "stage_finished": False,
-                 "history": [], "epochs_per_stage": [], "wall_time_s": 0.0}
+        state = {
+            "version": STATE_VERSION,
+            "status": "running",
+            "schedule": signature,
+            "monitor": monitor,
+            "stage_index": 0,
+            "epochs_done_in_stage": 0,
+            "stage_finished": False,
+            "history": [],
+            "epochs_per_stage": [],
+            "wall_time_s": 0.0,
+        }
     run = _Run(out_dir, state, t0)
     mode = monitor_mode(monitor)
     class_weight = None if class_weight is None else {int(k): float(v) for k, v in dict(class_weight).items()}
@@ -434,9 +489,12 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
                 stale.unlink(missing_ok=True)
 
         trainable, total = apply_stage(model, stage)
-        print(f"[train] stage {i + 1}/{len(stages)} '{stage.name}' ({stage.trainable}): "
-              f"{trainable:,} of {total:,} params trainable, {stage.epochs} epochs, lr {lr:g}"
-              + (f" - resuming after epoch {done_epochs}" if continuing else ""), flush=True)
+        print(
+            f"[train] stage {i + 1}/{len(stages)} '{stage.name}' ({stage.trainable}): "
+            f"{trainable:,} of {total:,} params trainable, {stage.epochs} epochs, lr {lr:g}"
+            + (f" - resuming after epoch {done_epochs}" if continuing else ""),
+            flush=True,
+        )
 
         best_weights = None
         if continuing and state.get("best_weights") and (ckpt / state["best_weights"]).is_file():
@@ -451,21 +509,43 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
         else:
             scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
             with scope:
-                model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
-                              loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-            es = _ResumableEarlyStopping(monitor=monitor, mode=mode, patience=int(patience),
-                                         restore_best_weights=True, verbose=int(verbose > 0),
-                                         initial_state=es_state, initial_best_weights=best_weights)
+                model.compile(
+                    optimizer=keras.optimizers.Adam(learning_rate=lr),
+                    loss=keras.losses.SparseCategoricalCrossentropy(),
+                    metrics=["accuracy"],
+                )
+            es = _ResumableEarlyStopping(
+                monitor=monitor,
+                mode=mode,
+                patience=int(patience),
+                restore_best_weights=True,
+                verbose=int(verbose > 0),
+                initial_state=es_state,
+                initial_best_weights=best_weights,
+            )
             if stage.lr_schedule == "cosine":
                 rlr = _CosineLR(stage.learning_rate, stage.epochs)
             else:
-                rlr = _ResumableReduceLR(monitor=monitor, mode=mode, factor=0.5,
-                                         patience=max(1, int(patience) // 2), min_lr=1e-7,
-                                         verbose=int(verbose > 0), initial_state=rlr_state)
+                rlr = _ResumableReduceLR(
+                    monitor=monitor,
+                    mode=mode,
+                    factor=0.5,
+                    patience=max(1, int(patience) // 2),
+                    min_lr=1e-7,
+                    verbose=int(verbose > 0),
+                    initial_state=rlr_state,
+                )
             cks = _Checkpointer(run, i, stage, es, rlr)
-            model.fit(train_ds, validation_data=val_ds, epochs=int(stage.epochs), initial_epoch=done_epochs,
-                      class_weight=class_weight, verbose=verbose, shuffle=False,
-                      callbacks=[MacroF1Callback(val_ds, n_classes=task_outputs), es, rlr, cks, *callbacks])
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=int(stage.epochs),
+                initial_epoch=done_epochs,
+                class_weight=class_weight,
+                verbose=verbose,
+                shuffle=False,
+                callbacks=[MacroF1Callback(val_ds, n_classes=task_outputs), es, rlr, cks, *callbacks],
+            )
 
         rows = [r for r in run.history if r.get("stage_index") == i]
         best_metric = None
@@ -474,18 +554,34 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
             if vals:
                 best_metric = max(vals) if mode == "max" else min(vals)
         run.state["epochs_per_stage"] = [d for d in run.state.get("epochs_per_stage", []) if d["index"] != i]
-        run.state["epochs_per_stage"].append({
-            "index": i, "name": stage.name, "trainable": stage.trainable, "epochs_run": len(rows),
-            "epochs_planned": int(stage.epochs), "lr": float(stage.learning_rate),
-            "trainable_params": int(trainable), "total_params": int(total),
-            "early_stopped": len(rows) < int(stage.epochs), f"best_{monitor}": best_metric,
-        })
+        run.state["epochs_per_stage"].append(
+            {
+                "index": i,
+                "name": stage.name,
+                "trainable": stage.trainable,
+                "epochs_run": len(rows),
+                "epochs_planned": int(stage.epochs),
+                "lr": float(stage.learning_rate),
+                "trainable_params": int(trainable),
+                "total_params": int(total),
+                "early_stopped": len(rows) < int(stage.epochs),
+                f"best_{monitor}": best_metric,
+            }
+        )
         # stage done: the (best-restored) weights become the start of the next stage
         last = "last_a.weights.h5" if run.state.get("last_weights", "").startswith("last_b") else "last_b.weights.h5"
         _atomic_save_weights(model, ckpt / last)
         stale = run.forget_weights("last_weights", "best_weights")
-        run.state.update({"last_weights": last, "stage_index": i + 1, "epochs_done_in_stage": 0,
-                          "stage_finished": True, "early_stopping": None, "reduce_lr": None})
+        run.state.update(
+            {
+                "last_weights": last,
+                "stage_index": i + 1,
+                "epochs_done_in_stage": 0,
+                "stage_finished": True,
+                "early_stopping": None,
+                "reduce_lr": None,
+            }
+        )
         run.save()  # the state names the new file before the old ones go
         for path in stale:
             if path.name != last:
@@ -501,5 +597,13 @@ def train(model, train_ds, val_ds, stages: Sequence[Stage], out_dir, class_weigh
     run.save()  # model.keras exists before the state says 'done'
     for leftover in ckpt.glob("*.weights.h5"):
         leftover.unlink(missing_ok=True)
-    return TrainResult(model, _history_frame(run.history), list(run.state["epochs_per_stage"]),
-                       run.wall(), resumed=resumed, skipped=False, out_dir=out_dir, state=run.state)
+    return TrainResult(
+        model,
+        _history_frame(run.history),
+        list(run.state["epochs_per_stage"]),
+        run.wall(),
+        resumed=resumed,
+        skipped=False,
+        out_dir=out_dir,
+        state=run.state,
+    )

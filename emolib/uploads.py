@@ -16,6 +16,7 @@ before the kernel sees anything. `make playground` therefore starts Voila with
 `VOILA_ARGS` (a 256 MiB ceiling; `make lab` sets the same for JupyterLab), so that an upload
 with an over-limit file still arrives and gets its message.
 """
+
 from __future__ import annotations
 
 import io
@@ -57,15 +58,17 @@ class Limits:
     max_pixels: int = MAX_PIXELS
 
     def describe(self) -> str:
-        return (f"at most {self.max_files} files and {self.max_total_mb:g} MB per upload, "
-                f"{self.max_file_mb:g} MB and {self.max_pixels / 1e6:g} megapixels per file")
+        return (
+            f"at most {self.max_files} files and {self.max_total_mb:g} MB per upload, "
+            f"{self.max_file_mb:g} MB and {self.max_pixels / 1e6:g} megapixels per file"
+        )
 
 
 def clean_name(raw: Any, index: int = 0) -> str:
     """A file name fit to show: no folders, no control characters, not too long."""
     name = str(raw or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip() or f"upload {index + 1}"
-    return name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS - 3] + "..."
+    return name if len(name) <= MAX_NAME_CHARS else name[: MAX_NAME_CHARS - 3] + "..."
 
 
 def _content(f: Any) -> bytes | None:
@@ -91,7 +94,7 @@ def check_uploads(value: Any, limits: Limits = Limits()) -> tuple[list[tuple[str
     kept: list[tuple[str, bytes]] = []
     problems: list[str] = []
     total = 0
-    for i, f in enumerate(files[:limits.max_files]):
+    for i, f in enumerate(files[: limits.max_files]):
         name = clean_name(f.get("name") if isinstance(f, dict) else getattr(f, "name", None), i)
         data = _content(f)
         if data is None:
@@ -101,22 +104,26 @@ def check_uploads(value: Any, limits: Limits = Limits()) -> tuple[list[tuple[str
         elif len(data) > limits.max_file_mb * MB:
             problems.append(f"{name}: {_size(len(data))} is over the {limits.max_file_mb:g} MB limit")
         elif total + len(data) > limits.max_total_mb * MB:
-            problems.append(f"{name}: skipped, the upload is over the {limits.max_total_mb:g} MB limit for "
-                            f"all files together")
+            problems.append(
+                f"{name}: skipped, the upload is over the {limits.max_total_mb:g} MB limit for all files together"
+            )
         else:
             total += len(data)
             kept.append((name, data))
     dropped = len(files) - limits.max_files
     if dropped > 0:
-        problems.append(f"{dropped} file(s) dropped: at most {limits.max_files} files per upload "
-                        f"(the first {limits.max_files} were read)")
+        problems.append(
+            f"{dropped} file(s) dropped: at most {limits.max_files} files per upload "
+            f"(the first {limits.max_files} were read)"
+        )
     return kept, problems
 
 
 def _bomb(name: str, pixels: int | None, limits: Limits, size: tuple[int, int] | None = None) -> UploadRefused:
     what = (f"{size[0]}x{size[1]} = " if size else "") + (f"{pixels:,} pixels" if pixels else "too many pixels")
-    return UploadRefused(name, f"refused as a possible decompression bomb ({what}; the limit is "
-                               f"{limits.max_pixels:,} pixels)")
+    return UploadRefused(
+        name, f"refused as a possible decompression bomb ({what}; the limit is {limits.max_pixels:,} pixels)"
+    )
 
 
 def decode_upload(name: str, data: bytes, limits: Limits = Limits()) -> np.ndarray:
@@ -176,8 +183,7 @@ class VideoLimits:
     max_pixels: int = MAX_VIDEO_PIXELS
 
     def describe(self) -> str:
-        return (f"one {'/'.join(VIDEO_CONTAINERS)} video of at most {self.max_file_mb:g} MB and "
-                f"{self.max_seconds:g} s")
+        return f"one {'/'.join(VIDEO_CONTAINERS)} video of at most {self.max_file_mb:g} MB and {self.max_seconds:g} s"
 
 
 def sniff_video(data: bytes) -> str | None:

@@ -47,6 +47,7 @@ Status per file (`VideoResult.status`): ``ok``, ``no_face`` (no face in any samp
 the `MAX_FRAME_PIXELS` limit, ...). A file that stops decoding part-way keeps what was read and
 says so in `VideoResult.note`. Bad input never raises.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,9 +58,10 @@ import os
 import stat
 import time
 from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,8 +100,12 @@ def is_video_path(path: str | os.PathLike) -> bool:
 
 
 def video_csv_columns(classes: Sequence[str]) -> list[str]:
-    return (["path", "frame", "time_s", "track", "x", "y", "w", "h", "status", "emotion", "confidence"]
-            + [f"p_{c}" for c in classes] + ["raw_emotion"] + [f"raw_p_{c}" for c in classes])
+    return (
+        ["path", "frame", "time_s", "track", "x", "y", "w", "h", "status", "emotion", "confidence"]
+        + [f"p_{c}" for c in classes]
+        + ["raw_emotion"]
+        + [f"raw_p_{c}" for c in classes]
+    )
 
 
 # -- opening and reading -------------------------------------------------------------------
@@ -158,13 +164,17 @@ def open_video(path: str | os.PathLike):
         raise VideoReadError(f"OpenCV cannot open it ({type(e).__name__}: {e})") from None
     if not cap.isOpened():
         cap.release()
-        raise VideoReadError("not a video OpenCV can open (not a video file, damaged or truncated, "
-                             "or a codec this OpenCV build lacks)")
+        raise VideoReadError(
+            "not a video OpenCV can open (not a video file, damaged or truncated, or a codec this OpenCV build lacks)"
+        )
     fps = cap.get(cv2.CAP_PROP_FPS)
     count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-    info = VideoInfo(fps=float(fps) if math.isfinite(fps) and 0 < fps <= 1000 else None,
-                     frame_count=int(count) if math.isfinite(count) and count > 0 else None,
-                     width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    info = VideoInfo(
+        fps=float(fps) if math.isfinite(fps) and 0 < fps <= 1000 else None,
+        frame_count=int(count) if math.isfinite(count) and count > 0 else None,
+        width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    )
     if info.width * info.height > MAX_FRAME_PIXELS:
         cap.release()
         raise VideoReadError(f"{info.width}x{info.height} frames are over the {MAX_FRAME_PIXELS:,}-pixel limit")
@@ -179,8 +189,15 @@ class FrameSampler:
     `retrieve_errors` (sampled frames that could not be converted, skipped).
     """
 
-    def __init__(self, cap, nominal_fps: float | None, *, every: int | None = None, fps: float | None = None,
-                 on_frame: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        cap,
+        nominal_fps: float | None,
+        *,
+        every: int | None = None,
+        fps: float | None = None,
+        on_frame: Callable[[], None] | None = None,
+    ):
         self.cap = cap
         self.nominal_fps = nominal_fps or FALLBACK_FPS
         self.every = every
@@ -267,12 +284,18 @@ class _TrackStats:
     def summary(self, track_id: int, classes: Sequence[str]) -> dict:
         share = self.time_per_class / self.seconds if self.seconds > 0 else self.time_per_class
         mean = self.prob_time / self.seconds if self.seconds > 0 else self.prob_time
-        return {"track": track_id, "first_s": round(self.first_s, 4), "last_s": round(self.last_s, 4),
-                "duration_s": round(self.last_s - self.first_s, 4), "frames": self.frames,
-                "blank_frames": self.blank_frames, "seconds_classified": round(self.seconds, 4),
-                "emotion_share": {c: float(v) for c, v in zip(classes, share)},
-                "dominant_emotion": classes[int(np.argmax(self.time_per_class))] if self.frames else None,
-                "mean_probabilities": {c: float(v) for c, v in zip(classes, mean)}}
+        return {
+            "track": track_id,
+            "first_s": round(self.first_s, 4),
+            "last_s": round(self.last_s, 4),
+            "duration_s": round(self.last_s - self.first_s, 4),
+            "frames": self.frames,
+            "blank_frames": self.blank_frames,
+            "seconds_classified": round(self.seconds, 4),
+            "emotion_share": {c: float(v) for c, v in zip(classes, share)},
+            "dominant_emotion": classes[int(np.argmax(self.time_per_class))] if self.frames else None,
+            "mean_probabilities": {c: float(v) for c, v in zip(classes, mean)},
+        }
 
 
 @dataclass
@@ -306,13 +329,22 @@ class VideoResult:
 
     def summary(self) -> dict:
         """The tracks.json content (strict-JSON-able)."""
-        return {"schema": SCHEMA_TRACKS, "path": self.path, "status": self.status, "note": self.note,
-                "classes": list(self.classes), "video": self.info.to_dict() if self.info else None,
-                "frames_read": self.frames_read, "frames_sampled": self.frames_sampled,
-                "timestamps": self.timestamps, "settings": self.settings, "elapsed_s": round(self.elapsed_s, 3),
-                "frames_per_s": round(self.frames_read / self.elapsed_s, 2) if self.elapsed_s > 0 else None,
-                "tracks": self.tracks,
-                "files": {k: Path(v).name for k, v in self.written.items() if k != "tracks"}}
+        return {
+            "schema": SCHEMA_TRACKS,
+            "path": self.path,
+            "status": self.status,
+            "note": self.note,
+            "classes": list(self.classes),
+            "video": self.info.to_dict() if self.info else None,
+            "frames_read": self.frames_read,
+            "frames_sampled": self.frames_sampled,
+            "timestamps": self.timestamps,
+            "settings": self.settings,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "frames_per_s": round(self.frames_read / self.elapsed_s, 2) if self.elapsed_s > 0 else None,
+            "tracks": self.tracks,
+            "files": {k: Path(v).name for k, v in self.written.items() if k != "tracks"},
+        }
 
     def timeline_figure(self, track: int | None = None, max_tracks: int = MAX_TIMELINE_PLOTS):
         """A matplotlib Figure of the smoothed (lines) and raw (dots) probabilities over time, one
@@ -346,12 +378,19 @@ class VideoResult:
             summary = next((s for s in self.tracks if s["track"] == tid), {})
             ax.set_ylim(-0.02, 1.02)
             ax.set_ylabel("probability")
-            ax.set_title(f"track {tid}: {summary.get('dominant_emotion')} "
-                         f"({summary.get('first_s', 0):.1f}-{summary.get('last_s', 0):.1f} s)", fontsize=9, loc="left")
+            ax.set_title(
+                f"track {tid}: {summary.get('dominant_emotion')} "
+                f"({summary.get('first_s', 0):.1f}-{summary.get('last_s', 0):.1f} s)",
+                fontsize=9,
+                loc="left",
+            )
         axes[0].legend(loc="upper right", fontsize=8, ncol=len(self.classes))
         axes[-1].set_xlabel("time (s)")
-        fig.suptitle(f"{Path(self.path).name}: smoothed (lines, tau {self.settings.get('smoothing_s')} s) "
-                     "and per-frame (dots) probabilities", fontsize=9)
+        fig.suptitle(
+            f"{Path(self.path).name}: smoothed (lines, tau {self.settings.get('smoothing_s')} s) "
+            "and per-frame (dots) probabilities",
+            fontsize=9,
+        )
         return fig
 
 
@@ -384,8 +423,9 @@ def draw_faces(frame: np.ndarray, faces: list[dict], classes: Sequence[str], sca
         color = _PALETTE[f["track"] % len(_PALETTE)]
         cv2.rectangle(frame, (x, y), (x + w, y + h), color, 2)
         probs = f["probs"]
-        label = f"#{f['track']} " + ("blank" if probs is None else f"{classes[int(np.argmax(probs))]} "
-                                                                     f"{float(np.max(probs)):.0%}")
+        label = f"#{f['track']} " + (
+            "blank" if probs is None else f"{classes[int(np.argmax(probs))]} {float(np.max(probs)):.0%}"
+        )
         (tw, th), _ = cv2.getTextSize(label, font, 0.45, 1)
         ty = y - 4 if y - th - 6 >= 0 else y + h + th + 4
         cv2.rectangle(frame, (x, ty - th - 3), (x + tw + 4, ty + 3), color, -1)
@@ -444,8 +484,19 @@ def _remove_stale_temps(folder: Path) -> None:
 class _Run:
     """One clip: per-frame work in `frame`, classifier batches and outputs in `flush`."""
 
-    def __init__(self, predictor, path: str, settings: dict, *, detector, keep_rows: bool, csv_writer,
-                 annotate_writer_factory, nominal_interval: float, batch_frames: int):
+    def __init__(
+        self,
+        predictor,
+        path: str,
+        settings: dict,
+        *,
+        detector,
+        keep_rows: bool,
+        csv_writer,
+        annotate_writer_factory,
+        nominal_interval: float,
+        batch_frames: int,
+    ):
         self.p = predictor
         self.classes = tuple(predictor.classes)
         self.path = path
@@ -473,10 +524,17 @@ class _Run:
         self.prev_t = t
         if self.last_detect is None or t - self.last_detect >= self.s["detect_interval_s"] - TIME_EPS:
             scale = min(1.0, self.s["detect_max_side"] / max(height, width))
-            small = bgr if scale == 1.0 else cv2.resize(
-                bgr, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-            boxes = [np.asarray(b, dtype=np.float64) / scale for b in _detect(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY),
-                                                                             self.detector)]
+            small = (
+                bgr
+                if scale == 1.0
+                else cv2.resize(
+                    bgr, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+                )
+            )
+            boxes = [
+                np.asarray(b, dtype=np.float64) / scale
+                for b in _detect(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), self.detector)
+            ]
             now = list(zip(self.tracker.update(boxes, t), boxes))
             self.last_detect = t
         else:
@@ -495,8 +553,12 @@ class _Run:
         shown = None
         if self.make_writer is not None:
             a = min(1.0, ANNOTATE_MAX_SIDE / max(height, width))
-            shown = (bgr if a == 1.0 else cv2.resize(bgr, (round(width * a), round(height * a)),
-                                                      interpolation=cv2.INTER_AREA), a)
+            shown = (
+                bgr
+                if a == 1.0
+                else cv2.resize(bgr, (round(width * a), round(height * a)), interpolation=cv2.INTER_AREA),
+                a,
+            )
         self.pending.append({"index": index, "t": t, "dt": dt, "faces": found, "shown": shown})
         if len(self.pending) >= self.batch_frames:
             self.flush()
@@ -535,8 +597,12 @@ class _Run:
         self.pending.clear()
 
     def _emit(self, fr: dict, f: dict | None, status: str, raw, smoothed) -> None:
-        row: dict[str, Any] = {"path": self.shown, "frame": fr["index"], "time_s": round(fr["t"], 4),
-                               "track": f["track"] if f else None}
+        row: dict[str, Any] = {
+            "path": self.shown,
+            "frame": fr["index"],
+            "time_s": round(fr["t"], 4),
+            "track": f["track"] if f else None,
+        }
         x, y, w, h = f["box"] if f else (None,) * 4
         row.update(x=x, y=y, w=w, h=h, status=status)
         if smoothed is not None:
@@ -561,9 +627,11 @@ class _Run:
             if not st.frames:  # only blank crops: nothing to summarise beyond the count
                 continue
             tracks.append(st.summary(tid, self.classes))
-            timelines[tid] = {"time_s": np.frombuffer(st.times, dtype=np.float64).copy(),
-                              "smoothed": np.frombuffer(st.smoothed, dtype=np.float32).reshape(-1, c).copy(),
-                              "raw": np.frombuffer(st.raw, dtype=np.float32).reshape(-1, c).copy()}
+            timelines[tid] = {
+                "time_s": np.frombuffer(st.times, dtype=np.float64).copy(),
+                "smoothed": np.frombuffer(st.smoothed, dtype=np.float32).reshape(-1, c).copy(),
+                "raw": np.frombuffer(st.raw, dtype=np.float32).reshape(-1, c).copy(),
+            }
         return tracks, timelines
 
 
@@ -584,12 +652,25 @@ def _check_options(every, fps, smoothing_s, detect_interval_s, detect_max_side, 
         raise ValueError("annotate=True needs an out_dir to write annotated.mp4 into")
 
 
-def predict_video(predictor, path: str | os.PathLike, *, every: int | None = None, fps: float | None = None,
-                  detector: Any = None, smoothing_s: float = SMOOTHING_S, out_dir: str | os.PathLike | None = None,
-                  annotate: bool = False, timeline: bool = True, detect_interval_s: float = DETECT_INTERVAL_S,
-                  detect_max_side: int = DETECT_MAX_SIDE, max_missed: int = MAX_MISSED, keep_rows: bool = True,
-                  batch_frames: int = BATCH_FRAMES, progress: bool = False,
-                  on_progress: Callable[[int, int | None], None] | None = None) -> VideoResult:
+def predict_video(
+    predictor,
+    path: str | os.PathLike,
+    *,
+    every: int | None = None,
+    fps: float | None = None,
+    detector: Any = None,
+    smoothing_s: float = SMOOTHING_S,
+    out_dir: str | os.PathLike | None = None,
+    annotate: bool = False,
+    timeline: bool = True,
+    detect_interval_s: float = DETECT_INTERVAL_S,
+    detect_max_side: int = DETECT_MAX_SIDE,
+    max_missed: int = MAX_MISSED,
+    keep_rows: bool = True,
+    batch_frames: int = BATCH_FRAMES,
+    progress: bool = False,
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> VideoResult:
     """Emotions of the faces in one video file (see the module docstring for the steps and outputs).
 
     every / fps: sample every N-th frame / about F frames per second (default: every frame).
@@ -606,10 +687,16 @@ def predict_video(predictor, path: str | os.PathLike, *, every: int | None = Non
     _check_options(every, fps, smoothing_s, detect_interval_s, detect_max_side, annotate, out_dir)
     t0 = time.perf_counter()
     classes = tuple(predictor.classes)
-    settings = {"every": every, "fps": fps, "smoothing_s": float(smoothing_s),
-                "detect_interval_s": float(detect_interval_s), "detect_max_side": int(detect_max_side),
-                "max_missed": int(max_missed), "detector": None if detector is None else str(detector),
-                "model": getattr(predictor, "model_name", None)}
+    settings = {
+        "every": every,
+        "fps": fps,
+        "smoothing_s": float(smoothing_s),
+        "detect_interval_s": float(detect_interval_s),
+        "detect_max_side": int(detect_max_side),
+        "max_missed": int(max_missed),
+        "detector": None if detector is None else str(detector),
+        "model": getattr(predictor, "model_name", None),
+    }
     result = VideoResult(path=_shown(path), status=STATUS_OK, classes=classes, settings=settings)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -636,6 +723,7 @@ def predict_video(predictor, path: str | os.PathLike, *, every: int | None = Non
                 result.written["frames"] = out / FILES["frames"]
             writer_factory = None
             if annotate and info is not None:
+
                 def writer_factory(width: int, height: int):
                     """The annotated video's writer, made at the first annotated frame (none without frames)."""
                     cv2 = _cv2()
@@ -649,9 +737,20 @@ def predict_video(predictor, path: str | os.PathLike, *, every: int | None = Non
                     return w
 
             if info is not None:
-                _process(result, cap, info, predictor, settings, csv_writer=csv_writer, writer_factory=writer_factory,
-                         detector=detector, keep_rows=keep_rows, batch_frames=batch_frames, progress=progress,
-                         on_progress=on_progress)
+                _process(
+                    result,
+                    cap,
+                    info,
+                    predictor,
+                    settings,
+                    csv_writer=csv_writer,
+                    writer_factory=writer_factory,
+                    detector=detector,
+                    keep_rows=keep_rows,
+                    batch_frames=batch_frames,
+                    progress=progress,
+                    on_progress=on_progress,
+                )
             _status_row(result, csv_writer, keep_rows)
     finally:
         if cap is not None:
@@ -665,20 +764,41 @@ def predict_video(predictor, path: str | os.PathLike, *, every: int | None = Non
     return result
 
 
-def _process(result: VideoResult, cap, info: VideoInfo, predictor, settings: dict, *, csv_writer, writer_factory,
-             detector, keep_rows: bool, batch_frames: int, progress: bool, on_progress) -> None:
+def _process(
+    result: VideoResult,
+    cap,
+    info: VideoInfo,
+    predictor,
+    settings: dict,
+    *,
+    csv_writer,
+    writer_factory,
+    detector,
+    keep_rows: bool,
+    batch_frames: int,
+    progress: bool,
+    on_progress,
+) -> None:
     """The frame loop: fills `result` (status, counts, rows, tracks, timelines, note)."""
     cv2 = _cv2()
     every, fps = settings["every"], settings["fps"]
     nominal = (1.0 / fps) if fps else (every or 1) / (info.fps or FALLBACK_FPS)
-    run = _Run(predictor, result.path, settings, detector=detector, keep_rows=keep_rows, csv_writer=csv_writer,
-               annotate_writer_factory=writer_factory, nominal_interval=nominal, batch_frames=max(1, int(batch_frames)))
+    run = _Run(
+        predictor,
+        result.path,
+        settings,
+        detector=detector,
+        keep_rows=keep_rows,
+        csv_writer=csv_writer,
+        annotate_writer_factory=writer_factory,
+        nominal_interval=nominal,
+        batch_frames=max(1, int(batch_frames)),
+    )
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=info.frame_count, desc=Path(result.path).name[:30], unit="frame", leave=False,
-                   mininterval=0.5)
+        bar = tqdm(total=info.frame_count, desc=Path(result.path).name[:30], unit="frame", leave=False, mininterval=0.5)
 
     def on_frame() -> None:
         if bar is not None:
@@ -700,21 +820,30 @@ def _process(result: VideoResult, cap, info: VideoInfo, predictor, settings: dic
     result.frames_read, result.frames_sampled = sampler.frames_read, sampler.frames_sampled
     result.rows = run.rows
     result.tracks, result.timelines = run.tracks_and_timelines()
-    result.timestamps = ("container" if not sampler.fallback_times else
-                         "frame index / frame rate" if sampler.container_times <= 1 else "mixed")
+    result.timestamps = (
+        "container"
+        if not sampler.fallback_times
+        else "frame index / frame rate"
+        if sampler.container_times <= 1
+        else "mixed"
+    )
     if not sampler.frames_read and not info.frame_count:
         result.status = STATUS_NO_FRAMES
     elif not sampler.frames_read:
-        result.status = (f"{STATUS_UNREADABLE}: the container announces {info.frame_count} frames but none could be "
-                         "decoded (damaged file or a codec this OpenCV lacks)")
+        result.status = (
+            f"{STATUS_UNREADABLE}: the container announces {info.frame_count} frames but none could be "
+            "decoded (damaged file or a codec this OpenCV lacks)"
+        )
     elif not sampler.frames_sampled:
         result.status = f"{STATUS_UNREADABLE}: no frame could be decoded"
     else:
         result.status = STATUS_OK if run.n_ok else STATUS_BLANK if run.n_blank else STATUS_NO_FACE
     expected = info.frame_count
     if result.note is None and expected and sampler.frames_read < expected - max(2, 0.01 * expected):
-        result.note = (f"decoding stopped after {sampler.frames_read} of the {expected} frames the container "
-                       "announces (truncated or damaged file?); the results cover the frames read")
+        result.note = (
+            f"decoding stopped after {sampler.frames_read} of the {expected} frames the container "
+            "announces (truncated or damaged file?); the results cover the frames read"
+        )
     if sampler.retrieve_errors:
         skipped = f"{sampler.retrieve_errors} damaged frame(s) skipped"
         result.note = f"{result.note}; {skipped}" if result.note else skipped

@@ -2,6 +2,7 @@
 on a 640x480 canvas, drifting a little from frame to frame, written as .y4m (Chromium's fake
 camera) or .mp4 (an upload). Sources: matplotlib's grace_hopper.jpg (always there) or the
 wild_faces photos of ../shared/data (skipped by the callers when absent)."""
+
 from __future__ import annotations
 
 import os
@@ -48,7 +49,7 @@ def face_frames(photos, n_frames: int, size=(640, 480), face_height: int = 300, 
         dx = int(6 * np.sin(i / 3)) + (w - img.shape[1]) // 2
         dy = (h - img.shape[0]) // 2
         ih, iw = min(img.shape[0], h - dy), min(img.shape[1], w - max(dx, 0))
-        canvas[dy:dy + ih, max(dx, 0):max(dx, 0) + iw] = img[:ih, :iw]
+        canvas[dy : dy + ih, max(dx, 0) : max(dx, 0) + iw] = img[:ih, :iw]
         frames.append(canvas)
     return frames
 

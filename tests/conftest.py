@@ -1,4 +1,5 @@
 """Shared fixtures: a small synthetic dataset, the real FER2013 location, and a tmp reports dir."""
+
 from __future__ import annotations
 
 import os
@@ -34,5 +35,7 @@ def synthetic_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def real_fer2013() -> Path:
     if not (REAL_FER2013 / "train").is_dir():
-        pytest.skip(f"real FER2013 not found at {REAL_FER2013} (set EMOLIB_FER2013 or put it in ../shared/data/fer2013)")
+        pytest.skip(
+            f"real FER2013 not found at {REAL_FER2013} (set EMOLIB_FER2013 or put it in ../shared/data/fer2013)"
+        )
     return REAL_FER2013

@@ -26,8 +26,9 @@ def run_notebook(name: str, out: str | Path, **params) -> dict:
     out = Path(out)
     if out.is_dir():
         out = out / f"{Path(name).stem}.ipynb"
-    pm.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=params, kernel_name=kernel_name(),
-                        cwd=str(ROOT), progress_bar=False)
+    pm.execute_notebook(
+        str(NOTEBOOKS / name), str(out), parameters=params, kernel_name=kernel_name(), cwd=str(ROOT), progress_bar=False
+    )
     return json.loads(out.read_text(encoding="utf-8"))
 
 

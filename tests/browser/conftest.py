@@ -1,6 +1,7 @@
 """Browser tests: Debian's chromium + chromedriver driven by selenium (no driver download:
 the driver path is given explicitly, so selenium-manager never runs), pages opened with
 networking off."""
+
 from __future__ import annotations
 
 import os
@@ -52,11 +53,21 @@ def chromium(*extra_args: str):
     profile = tempfile.mkdtemp(prefix="emolib-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1280,1600", f"--user-data-dir={profile}",
-                 "--proxy-server=127.0.0.1:9",  # loopback bypasses the proxy by default
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", *extra_args):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1600",
+        f"--user-data-dir={profile}",
+        "--proxy-server=127.0.0.1:9",  # loopback bypasses the proxy by default
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        *extra_args,
+    ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
@@ -93,13 +104,33 @@ def voila_url(tiny_reports, tmp_path):
     from emolib.uploads import VOILA_ARGS  # as `make playground`: a whole upload fits one websocket message
 
     (tmp_path / "voila-tmp").mkdir()
-    env = {**os.environ, "EMOLIB_MODEL_DIR": str(tiny_reports / "models"), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "TMPDIR": str(tmp_path / "voila-tmp")}
+    env = {
+        **os.environ,
+        "EMOLIB_MODEL_DIR": str(tiny_reports / "models"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "TMPDIR": str(tmp_path / "voila-tmp"),
+    }
     log = open(tmp_path / "voila.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-         "--Voila.port_retries=0", "--show_tracebacks=True", *VOILA_ARGS],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "voila",
+            str(NOTEBOOK),
+            "--no-browser",
+            f"--port={port}",
+            "--Voila.ip=127.0.0.1",
+            "--Voila.port_retries=0",
+            "--show_tracebacks=True",
+            *VOILA_ARGS,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + 60
@@ -127,5 +158,8 @@ def voila_url(tiny_reports, tmp_path):
 
 
 def severe_errors(drv, ignore=()) -> list[dict]:
-    return [e for e in drv.get_log("browser") if e.get("level") == "SEVERE"
-            and not any(s in e.get("message", "") for s in ignore)]
+    return [
+        e
+        for e in drv.get_log("browser")
+        if e.get("level") == "SEVERE" and not any(s in e.get("message", "") for s in ignore)
+    ]

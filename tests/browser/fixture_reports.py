@@ -1,6 +1,7 @@
 """A tiny reports/ folder for the browser tests: two stand-in models trained for seconds on
 a synthetic dataset, with the files the pipeline writes (model.keras, model.json,
 history.csv, test_predictions.csv, run.json, comparison.json, bench/latency.json)."""
+
 from __future__ import annotations
 
 import json
@@ -62,32 +63,82 @@ def build_tiny_reports(root: Path, *, models=("cnn", "mobilenetv2"), epochs=(3, 
         hist.insert(0, "epoch_global", np.arange(1, len(hist) + 1))
         hist.insert(0, "stage_index", 0)
         hist.to_csv(d / "history.csv", index=False)
-        (d / "model.json").write_text(json.dumps({
-            "model_name": name, "classes": list(CLASSES), "input_shape": [48, 48, 1], "epochs": ep,
-            "weights_used": "none", "training_time_s": 1.0, "synthetic": True}))
+        (d / "model.json").write_text(
+            json.dumps(
+                {
+                    "model_name": name,
+                    "classes": list(CLASSES),
+                    "input_shape": [48, 48, 1],
+                    "epochs": ep,
+                    "weights_used": "none",
+                    "training_time_s": 1.0,
+                    "synthetic": True,
+                }
+            )
+        )
         probs = model.predict(x_te, verbose=0)
         pred = probs.argmax(1)
-        df = pd.DataFrame({"path": paths, "true": [CLASSES[k] for k in y_te], "predicted": [CLASSES[k] for k in pred],
-                           "confidence": probs.max(1)})
+        df = pd.DataFrame(
+            {
+                "path": paths,
+                "true": [CLASSES[k] for k in y_te],
+                "predicted": [CLASSES[k] for k in pred],
+                "confidence": probs.max(1),
+            }
+        )
         for k, c in enumerate(CLASSES):
             df[f"p_{c}"] = probs[:, k]
         df.to_csv(d / "test_predictions.csv", index=False)
         acc = float((pred == y_te).mean())
-        rows.append({"model": name, "kind": "model", "accuracy": acc, "accuracy_ci_low": max(0, acc - 0.1),
-                     "accuracy_ci_high": min(1, acc + 0.1), "macro_f1": acc, "macro_f1_ci_low": max(0, acc - 0.1),
-                     "macro_f1_ci_high": min(1, acc + 0.1), "ece": 0.1, "note": "tiny stand-in model"})
+        rows.append(
+            {
+                "model": name,
+                "kind": "model",
+                "accuracy": acc,
+                "accuracy_ci_low": max(0, acc - 0.1),
+                "accuracy_ci_high": min(1, acc + 0.1),
+                "macro_f1": acc,
+                "macro_f1_ci_low": max(0, acc - 0.1),
+                "macro_f1_ci_high": min(1, acc + 0.1),
+                "ece": 0.1,
+                "note": "tiny stand-in model",
+            }
+        )
     a, b = models[0], models[1]
-    (reports / "comparison.json").write_text(json.dumps({
-        "rows": rows, "models": list(models), "classes": list(CLASSES), "synthetic": True,
-        "significance": {"test": "exact McNemar, Holm-adjusted", "alpha": 0.05,
-                         "matrix_p_holm": {a: {a: None, b: 0.5}, b: {a: 0.5, b: None}}},
-        "per_class": {"f1": {c: {a: 0.5, b: 0.4, "winner": a} for c in CLASSES}}, "notes": []}))
+    (reports / "comparison.json").write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "models": list(models),
+                "classes": list(CLASSES),
+                "synthetic": True,
+                "significance": {
+                    "test": "exact McNemar, Holm-adjusted",
+                    "alpha": 0.05,
+                    "matrix_p_holm": {a: {a: None, b: 0.5}, b: {a: 0.5, b: None}},
+                },
+                "per_class": {"f1": {c: {a: 0.5, b: 0.4, "winner": a} for c in CLASSES}},
+                "notes": [],
+            }
+        )
+    )
     (reports / "bench").mkdir(exist_ok=True)
-    (reports / "bench" / "latency.json").write_text(json.dumps(
-        {"rows": [{"model": m, "batch_size": 1, "ms_per_image": 1.5} for m in models], "device": "cpu"}))
-    (reports / "run.json").write_text(json.dumps({
-        "params": {"profile": {"name": "smoke", "description": "tests"}, "classes": list(CLASSES),
-                   "data_dir": str(data), "seed": 0},
-        "data": {"data_dir": str(data), "synthetic": True, "fingerprint": "test"},
-        "versions": {"python": "3"}, "updated": "now"}))
+    (reports / "bench" / "latency.json").write_text(
+        json.dumps({"rows": [{"model": m, "batch_size": 1, "ms_per_image": 1.5} for m in models], "device": "cpu"})
+    )
+    (reports / "run.json").write_text(
+        json.dumps(
+            {
+                "params": {
+                    "profile": {"name": "smoke", "description": "tests"},
+                    "classes": list(CLASSES),
+                    "data_dir": str(data),
+                    "seed": 0,
+                },
+                "data": {"data_dir": str(data), "synthetic": True, "fingerprint": "test"},
+                "versions": {"python": "3"},
+                "updated": "now",
+            }
+        )
+    )
     return reports

@@ -5,6 +5,7 @@ Hopper (always there) or wild_faces photos (skipped when ../shared/data/wild_fac
 The measured updates per second are printed and, with EMOLIB_SCREENSHOT_DIR set, written there
 as camera_rate_<clip>.json next to a screenshot.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,12 @@ def _open_tab(drv, url, title: str):
 
     drv.get(url)
     wait = WebDriverWait(drv, WAIT_S)
-    tab = wait.until(lambda d: next((e for e in d.find_elements("css selector", ".emolib-modes .lm-TabBar-tab")
-                                     if e.text.strip() == title), None))
+    tab = wait.until(
+        lambda d: next(
+            (e for e in d.find_elements("css selector", ".emolib-modes .lm-TabBar-tab") if e.text.strip() == title),
+            None,
+        )
+    )
     tab.click()
     return wait
 
@@ -64,11 +69,17 @@ def _stats(drv) -> dict:
 def test_camera_mode_shows_live_predictions(which, tiny_reports, tmp_path, request):
     clip = _clip(tmp_path, which)
     voila_url = request.getfixturevalue("voila_url")
-    with chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                  f"--use-file-for-fake-video-capture={clip}") as drv:
+    with chromium(
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={clip}",
+    ) as drv:
         wait = _open_tab(drv, voila_url, "Camera")
-        start = wait.until(lambda d: next((b for b in d.find_elements("css selector", "button.emolib-camera-start")
-                                           if b.is_displayed()), None))
+        start = wait.until(
+            lambda d: next(
+                (b for b in d.find_elements("css selector", "button.emolib-camera-start") if b.is_displayed()), None
+            )
+        )
         start.click()
         wait.until(lambda d: int(_stats(d).get("answered", 0)) >= 1)  # the model is loaded
         wait.until(lambda d: int(_stats(d).get("faces", 0)) >= 1)
@@ -77,8 +88,10 @@ def test_camera_mode_shows_live_predictions(which, tiny_reports, tmp_path, reque
         s1, t1 = _stats(drv), time.monotonic()
         updates = int(s1["answered"]) - int(s0["answered"])
         rate = updates / (t1 - t0)
-        print(f"\ncamera ({which}): {updates} updates in {t1 - t0:.1f} s = {rate:.2f} updates/s; "
-              f"page says {s1['rate']!r}; {s1}")
+        print(
+            f"\ncamera ({which}): {updates} updates in {t1 - t0:.1f} s = {rate:.2f} updates/s; "
+            f"page says {s1['rate']!r}; {s1}"
+        )
         assert updates >= MIN_UPDATES, (updates, s1)
         # back-pressure: every frame sent was answered but at most the one in flight; none lost
         assert 0 <= int(s1["sent"]) - int(s1["answered"]) <= 1 and s1["lost"] == "0" and s1["stale"] == "0", s1
@@ -90,8 +103,11 @@ def test_camera_mode_shows_live_predictions(which, tiny_reports, tmp_path, reque
         assert drv.find_elements("css selector", ".emolib-camera-timeline svg.emolib-timeline polyline")
         shots = Path(os.environ.get("EMOLIB_SCREENSHOT_DIR") or tmp_path)
         drv.save_screenshot(str(shots / f"camera_{which}.png"))
-        (shots / f"camera_rate_{which}.json").write_text(json.dumps(
-            {"clip": which, "updates": updates, "seconds": round(t1 - t0, 2), "updates_per_s": round(rate, 2)}))
+        (shots / f"camera_rate_{which}.json").write_text(
+            json.dumps(
+                {"clip": which, "updates": updates, "seconds": round(t1 - t0, 2), "updates_per_s": round(rate, 2)}
+            )
+        )
         drv.find_element("css selector", "button.emolib-camera-start").click()  # stop
         wait.until(lambda d: _stats(d)["status_text"] == "camera off")
         errors = severe_errors(drv, ignore=IGNORE)
@@ -115,8 +131,9 @@ def test_video_upload_shows_a_timeline_and_key_frames(voila_url, driver, tmp_pat
         wait.until(lambda d: "Video support is not installed" in d.find_element("css selector", ".emolib-modes").text)
         pytest.skip("emolib.video is not installed: checked the tab's message only")
     photos = wild_faces_photos(3) or [hopper_path()]
-    clip = write_mp4(tmp_path / "my clip.mp4", face_frames(photos, 40, size=(320, 240), face_height=200, hold=10),
-                     fps=10)
+    clip = write_mp4(
+        tmp_path / "my clip.mp4", face_frames(photos, 40, size=(320, 240), face_height=200, hold=10), fps=10
+    )
     # ipywidgets 8's FileUpload clicks a detached <input type=file>: attach it so selenium can fill it
     driver.execute_script("""
         const orig = HTMLInputElement.prototype.click;
@@ -124,8 +141,9 @@ def test_video_upload_shows_a_timeline_and_key_frames(voila_url, driver, tmp_pat
             if (this.type === 'file') { this.id = 'emolib-test-video-input'; document.body.appendChild(this); return; }
             return orig.call(this);
         };""")
-    button = wait.until(lambda d: next((b for b in d.find_elements("css selector", ".emolib-video-upload")
-                                        if b.is_displayed()), None))
+    button = wait.until(
+        lambda d: next((b for b in d.find_elements("css selector", ".emolib-video-upload") if b.is_displayed()), None)
+    )
     button.click()
     wait.until(lambda d: d.find_elements("css selector", "#emolib-test-video-input"))
     driver.find_element("css selector", "#emolib-test-video-input").send_keys(str(clip))

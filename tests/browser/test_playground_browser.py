@@ -1,4 +1,5 @@
 """The live playground served by Voila: upload a photo in a real browser, get a prediction."""
+
 from __future__ import annotations
 
 import os
@@ -38,7 +39,9 @@ def test_upload_gives_prediction(voila_url, driver, tiny_reports, tmp_path):
     shutil.copy(photo, upload)
     file_input, wait = _file_input(driver, voila_url)
     file_input.send_keys(str(upload))
-    wait.until(lambda d: "%" in "".join(e.text for e in d.find_elements("css selector", ".emolib-output .emolib-probs")))
+    wait.until(
+        lambda d: "%" in "".join(e.text for e in d.find_elements("css selector", ".emolib-output .emolib-probs"))
+    )
     text = driver.find_element("css selector", ".emolib-output").text
     assert "my photo.png" in text
     assert "cnn" in text and "mobilenetv2" in text  # "all models" is the default
@@ -72,9 +75,11 @@ def test_mixed_upload_messages_and_kernel_alive(voila_url, driver, tiny_reports,
     out = "css selector", ".emolib-output"
     wait.until(lambda d: "Results (" in d.find_element(*out).text)
     problems = [e.text for e in driver.find_elements("css selector", ".emolib-output .emolib-problem")]
-    assert problems == ["huge.jpg: 10.5 MB is over the 10 MB limit", "notes.jpg: not an image file (or not one of "
-                        "JPEG, MPO, PNG, GIF, BMP, TIFF, WEBP, PPM)", "bomb.png: refused as a possible decompression "
-                        "bomb (400,000,000 pixels; the limit is 50,000,000 pixels)"], problems
+    assert problems == [
+        "huge.jpg: 10.5 MB is over the 10 MB limit",
+        "notes.jpg: not an image file (or not one of JPEG, MPO, PNG, GIF, BMP, TIFF, WEBP, PPM)",
+        "bomb.png: refused as a possible decompression bomb (400,000,000 pixels; the limit is 50,000,000 pixels)",
+    ], problems
     text = driver.find_element(*out).text
     assert "Results (3 of 5 image(s) with a prediction)" in text
     for i in range(3):
@@ -90,8 +95,13 @@ def test_mixed_upload_messages_and_kernel_alive(voila_url, driver, tiny_reports,
     # the server's temp folder holds Voila's kernel connection file and TensorFlow autograph's files
     # (both deleted at exit), and nothing else
     tmp = tmp_path / "voila-tmp"
-    left = [str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file() and not p.name.startswith(AUTOGRAPH)
-            and not (p.parent.name.startswith("voila_") and p.name.startswith("kernel-") and p.suffix == ".json")]
+    left = [
+        str(p.relative_to(tmp))
+        for p in tmp.rglob("*")
+        if p.is_file()
+        and not p.name.startswith(AUTOGRAPH)
+        and not (p.parent.name.startswith("voila_") and p.name.startswith("kernel-") and p.suffix == ".json")
+    ]
     assert left == [], left
     errors = severe_errors(driver, ignore=("favicon", "fontawesome"))
     assert not errors, errors

@@ -1,4 +1,5 @@
 """The rendered report opens offline from file:// and its widget playground works."""
+
 from __future__ import annotations
 
 import re
@@ -20,9 +21,14 @@ def report_html(tiny_reports, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("report")
     executed = out / "40_report.ipynb"
-    pm.execute_notebook(str(ROOT / "notebooks" / "40_report.ipynb"), str(executed), kernel_name="emolib",
-                        parameters={"reports_dir": str(tiny_reports), "playground_images": 6, "profile": "smoke"},
-                        progress_bar=False, cwd=str(ROOT))
+    pm.execute_notebook(
+        str(ROOT / "notebooks" / "40_report.ipynb"),
+        str(executed),
+        kernel_name="emolib",
+        parameters={"reports_dir": str(tiny_reports), "playground_images": 6, "profile": "smoke"},
+        progress_bar=False,
+        cwd=str(ROOT),
+    )
     return render_report(executed, out / "report.html")
 
 

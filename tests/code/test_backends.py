@@ -1,4 +1,5 @@
 """Backends (Keras, LiteRT), the 'other' head and the release logic, on tiny models (seconds, no training)."""
+
 from __future__ import annotations
 
 import json
@@ -98,8 +99,16 @@ def _release_folder(tmp_path, model, h):
     model.save(d / "model.keras")
     flat, _ = export.tflite_bytes(B.with_other_head(model, h), "none")
     (d / B.TFLITE_FILE).write_bytes(flat)
-    write_card(d, {"model_name": "tiny", "classes": CLASSES, "input_shape": [S, S, 1], "other": h,
-                   "tflite": {"file": B.TFLITE_FILE, "sha256": B.sha256_file(d / B.TFLITE_FILE)}})
+    write_card(
+        d,
+        {
+            "model_name": "tiny",
+            "classes": CLASSES,
+            "input_shape": [S, S, 1],
+            "other": h,
+            "tflite": {"file": B.TFLITE_FILE, "sha256": B.sha256_file(d / B.TFLITE_FILE)},
+        },
+    )
     return d
 
 

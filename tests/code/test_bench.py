@@ -2,6 +2,7 @@
 
 No timing assertions: how fast things are is the benchmark's business, not the tests'.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,15 +38,25 @@ def check_target(t: dict) -> None:
 def results(synthetic_dir, tmp_path_factory):
     """One quick run: a CNN stand-in (no trained models in the empty models dir), all exports, the pipeline."""
     tmp = tmp_path_factory.mktemp("bench")
-    settings = dataclasses.replace(bench.BenchSettings.quick_(), warmup=2, single_runs=8, naive_runs=4,
-                                   batch_images=600, export_runs=4, agreement_max=200, pipeline_batch=16,
-                                   train_steps=2, train_warmup_steps=1)
+    settings = dataclasses.replace(
+        bench.BenchSettings.quick_(),
+        warmup=2,
+        single_runs=8,
+        naive_runs=4,
+        batch_images=600,
+        export_runs=4,
+        agreement_max=200,
+        pipeline_batch=16,
+        train_steps=2,
+        train_warmup_steps=1,
+    )
     cwd = tmp / "cwd"
     cwd.mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(cwd)  # the pixel cache (data/interim) lands in tmp, not in the repo
-        latency, pipeline = bench.run_benchmark(tmp / "out", synthetic_dir, models_dir=tmp / "no_models",
-                                                models=["cnn"], settings=settings)
+        latency, pipeline = bench.run_benchmark(
+            tmp / "out", synthetic_dir, models_dir=tmp / "no_models", models=["cnn"], settings=settings
+        )
     return tmp / "out", latency, pipeline
 
 

@@ -1,5 +1,6 @@
 """The camera's kernel side (emolib.camera), the video checks (emolib.uploads) and the playground's
 video analysis (emolib.playground.analyse_video), without a browser (see tests/browser for that)."""
+
 from __future__ import annotations
 
 import io
@@ -70,14 +71,17 @@ def test_face_frame_gives_boxes_labels_and_probabilities(face_jpeg):
     json.dumps(msg)  # the answer travels as JSON: plain types only
 
 
-@pytest.mark.parametrize("data, status", [
-    (b"", "unreadable: empty file (0 bytes)"),
-    (b"garbage" * 10, "unreadable: not an image file"),
-    (None, "unreadable: no frame bytes (NoneType)"),
-    ("a string", "unreadable: no frame bytes (str)"),
-    (b"\xff\xd8\xff\xe0" + b"\x00" * 200, "unreadable:"),  # a JPEG header and nothing else
-    (b"\xff" * (C.MAX_FRAME_BYTES + 1), "unreadable: a frame of 2,000,001 bytes is over the 2,000,000 byte limit"),
-])
+@pytest.mark.parametrize(
+    "data, status",
+    [
+        (b"", "unreadable: empty file (0 bytes)"),
+        (b"garbage" * 10, "unreadable: not an image file"),
+        (None, "unreadable: no frame bytes (NoneType)"),
+        ("a string", "unreadable: no frame bytes (str)"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 200, "unreadable:"),  # a JPEG header and nothing else
+        (b"\xff" * (C.MAX_FRAME_BYTES + 1), "unreadable: a frame of 2,000,001 bytes is over the 2,000,000 byte limit"),
+    ],
+)
 def test_bad_bytes_give_a_status_and_never_raise(data, status):
     pred = FakePredictor()
     msg = C.FrameHandler(pred).handle(1, data)
@@ -267,8 +271,14 @@ def test_probe_video(hopper_mp4, tmp_path):
 class FakeVideoResult:
     def __init__(self, rows):
         self.rows = rows
-        self.tracks = [{"track": 0, "duration_s": 1.8, "dominant_emotion": "sad",
-                        "emotion_share": {"angry": 0.0, "sad": 1.0, "surprise": 0.0}}]
+        self.tracks = [
+            {
+                "track": 0,
+                "duration_s": 1.8,
+                "dominant_emotion": "sad",
+                "emotion_share": {"angry": 0.0, "sad": 1.0, "surprise": 0.0},
+            }
+        ]
         self.status, self.note = "ok", None
 
     def timeline_figure(self, track):
@@ -287,16 +297,32 @@ def fake_video(monkeypatch):
     """A stand-in emolib.video.predict_video: one face per frame, as the real one's rows look."""
     calls = []
 
-    def predict_video(predictor, path, *, every=None, fps=None, detector=None, smoothing_s=1.0, out_dir=None,
-                      annotate=False):
+    def predict_video(
+        predictor, path, *, every=None, fps=None, detector=None, smoothing_s=1.0, out_dir=None, annotate=False
+    ):
         from pathlib import Path
 
         assert Path(path).is_file() and out_dir is None and not annotate
         calls.append({"path": str(path), "fps": fps})
-        rows = [{"path": str(path), "frame": f, "time_s": f / 10, "track": 0, "x": 100, "y": 30, "w": 120, "h": 120,
-                 "status": "ok", "emotion": "sad", "confidence": 0.6 + f / 100, "p_angry": 0.2, "p_sad": 0.6,
-                 "p_surprise": 0.2}
-                for f in range(0, 20, 2)]
+        rows = [
+            {
+                "path": str(path),
+                "frame": f,
+                "time_s": f / 10,
+                "track": 0,
+                "x": 100,
+                "y": 30,
+                "w": 120,
+                "h": 120,
+                "status": "ok",
+                "emotion": "sad",
+                "confidence": 0.6 + f / 100,
+                "p_angry": 0.2,
+                "p_sad": 0.6,
+                "p_surprise": 0.2,
+            }
+            for f in range(0, 20, 2)
+        ]
         return FakeVideoResult(rows)
 
     mod = types.ModuleType("emolib.video")
@@ -321,9 +347,15 @@ def test_analyse_video_timelines_and_key_frames_temp_file_removed(hopper_mp4, fa
     assert 18 in [f for f, _, _ in res["frames"]]  # the most confident frame of track 0
     page = video_html(res)
     assert {r["path"] for r in res["rows"]} == {"clip.mp4"}  # not the temporary file's name
-    for part in ("clip.mp4</b>: 320x240, 2.0 s at 10.0 fps, 1 face track(s)", "emolib-video-tracks",
-                 "<th>sad share</th>", "<td>100%</td>",
-                 "emolib-video-timeline", "emolib-video-frames", "video_predictions.csv"):
+    for part in (
+        "clip.mp4</b>: 320x240, 2.0 s at 10.0 fps, 1 face track(s)",
+        "emolib-video-tracks",
+        "<th>sad share</th>",
+        "<td>100%</td>",
+        "emolib-video-timeline",
+        "emolib-video-frames",
+        "video_predictions.csv",
+    ):
         assert part in page
 
 
@@ -398,8 +430,7 @@ def test_video_tab_without_emolib_video(model_dir, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["..", "../../etc/x.mp4", "<script>.mp4", "a\nb.webm", ".mp4", "é ü (1).mov"])
-def test_the_temporary_copy_stays_in_its_folder_whatever_the_name(name, hopper_mp4, fake_video, tmp_path,
-                                                                  monkeypatch):
+def test_the_temporary_copy_stays_in_its_folder_whatever_the_name(name, hopper_mp4, fake_video, tmp_path, monkeypatch):
     import tempfile
     from pathlib import Path
 

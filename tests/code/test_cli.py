@@ -1,4 +1,5 @@
 """The emolib command line: predict (CSV, summary, exit codes), evaluate, --help."""
+
 from __future__ import annotations
 
 import csv
@@ -31,8 +32,9 @@ def make_model_dir(path: Path, classes=CLASSES, size: int = 48) -> Path:
     model = keras.Model(inp, out)
     path.mkdir(parents=True, exist_ok=True)
     model.save(path / "model.keras")
-    (path / "model.json").write_text(json.dumps({"model_name": "tiny", "classes": list(classes),
-                                                 "input_shape": [size, size, 1]}))
+    (path / "model.json").write_text(
+        json.dumps({"model_name": "tiny", "classes": list(classes), "input_shape": [size, size, 1]})
+    )
     return path
 
 
@@ -61,7 +63,7 @@ def photos(tmp_path_factory) -> Path:
     canvas = np.full((g.shape[0] + 40, 3 * g.shape[1] + 80), 128, np.uint8)
     for i in range(3):
         x = 20 + i * (g.shape[1] + 20)
-        canvas[20:20 + g.shape[0], x:x + g.shape[1]] = g
+        canvas[20 : 20 + g.shape[0], x : x + g.shape[1]] = g
     Image.fromarray(canvas).save(d / "three.png")
     (d / "broken.jpg").write_text("not a jpeg")
     (d / "notes.txt").write_text("hello")
@@ -104,13 +106,17 @@ def test_predict_folder_writes_csv(capsys, model_dir, photos, tmp_path):
     # the same numbers as the API
     api = P.load_predictor(model_dir).predict_batch(P.iter_image_paths([photos])[0], progress=False)
     assert [r.emotion or "" for r in api] == [r["emotion"] for r in body]
-    np.testing.assert_allclose([float(r["p_sad"]) for r in body if r["status"] == "ok"],
-                               [r.probabilities["sad"] for r in api if r.ok], atol=1e-5)
+    np.testing.assert_allclose(
+        [float(r["p_sad"]) for r in body if r["status"] == "ok"],
+        [r.probabilities["sad"] for r in api if r.ok],
+        atol=1e-5,
+    )
 
 
 def test_predict_without_csv_prints_rows(capsys, model_dir, photos):
-    code, out, _ = run(capsys, "predict", "--model", model_dir, photos / "crop1.png", photos / "hopper.jpg",
-                       "--faces", "off", "--tta")
+    code, out, _ = run(
+        capsys, "predict", "--model", model_dir, photos / "crop1.png", photos / "hopper.jpg", "--faces", "off", "--tta"
+    )
     assert code == 0
     assert "crop1.png" in out and "hopper.jpg" in out and "2 face(s) in 2 file(s)" in out
 
@@ -164,8 +170,13 @@ def test_missing_model_dir(capsys, photos, tmp_path):
 
 def test_bad_command_lines_exit_2(capsys, model_dir, photos):
     # (predict without --model is valid: the default model, tests/code/test_default_model.py)
-    for argv in ([], ["predict"], ["predict", "--model", model_dir, photos, "--faces", "maybe"],
-                 ["predict", "--model", model_dir, photos, "--batch-size", "0"], ["fly"]):
+    for argv in (
+        [],
+        ["predict"],
+        ["predict", "--model", model_dir, photos, "--faces", "maybe"],
+        ["predict", "--model", model_dir, photos, "--batch-size", "0"],
+        ["fly"],
+    ):
         with pytest.raises(SystemExit) as e:
             cli.main([str(a) for a in argv])
         assert e.value.code == 2

@@ -1,4 +1,5 @@
 """emolib.comparison: the comparison table and its views, on tiny stand-in models."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,26 @@ def test_comparison_table_rows_and_columns(toy, tmp_path):
     else:
         assert len(ext) == 0 and any("reference skipped" in n for n in summary["notes"])
     models = table[table["kind"] == "model"].set_index("model")
-    assert (models[["accuracy", "macro_precision", "macro_recall", "macro_f1", "balanced_accuracy", "ece",
-                    "parameters", "training_time_s", "epochs", "inference_ms_per_image"]].notna()).all().all()
+    assert (
+        (
+            models[
+                [
+                    "accuracy",
+                    "macro_precision",
+                    "macro_recall",
+                    "macro_f1",
+                    "balanced_accuracy",
+                    "ece",
+                    "parameters",
+                    "training_time_s",
+                    "epochs",
+                    "inference_ms_per_image",
+                ]
+            ].notna()
+        )
+        .all()
+        .all()
+    )
     assert (models["accuracy_ci_low"] <= models["accuracy"]).all()
     assert (models["accuracy"] <= models["accuracy_ci_high"]).all()
     # files: one stable schema
@@ -40,7 +59,7 @@ def test_comparison_table_rows_and_columns(toy, tmp_path):
     # per-class winners, significance, strengths & weaknesses
     f1 = comparison.per_class_tables(summary)["f1"]
     assert list(f1.index) == ["angry", "sad", "surprise"] and list(f1.columns) == ["cnn", "mobilenetv2", "winner"]
-    for c, row in f1.iterrows():
+    for _, row in f1.iterrows():
         assert row["winner"] == max(("cnn", "mobilenetv2"), key=lambda n: row[n])
     matrix = comparison.significance_matrix(summary)
     assert list(matrix.index) == ["cnn", "mobilenetv2", comparison.ENSEMBLE_ALL, comparison.ENSEMBLE_BEST]
@@ -51,8 +70,12 @@ def test_comparison_table_rows_and_columns(toy, tmp_path):
     smallest = models["parameters"].astype(float).idxmin()
     assert any(s.startswith("smallest") for s in sw[smallest]["strengths"])
     assert comparison.comparison_reading(table, summary)
-    for fig in (comparison.plot_accuracy_vs_size(table), comparison.plot_accuracy_vs_latency(table),
-                comparison.plot_significance(matrix), comparison.plot_per_class(f1)):
+    for fig in (
+        comparison.plot_accuracy_vs_size(table),
+        comparison.plot_accuracy_vs_latency(table),
+        comparison.plot_significance(matrix),
+        comparison.plot_per_class(f1),
+    ):
         assert fig.axes
 
 
@@ -71,8 +94,10 @@ def test_best_subset_is_chosen_on_validation(toy, tmp_path):
             good = (name == "mobilenetv2") == (split == "val")
             probs = eye[y] if good else eye[(y + 1) % 3]
             for tta in (False, True):
-                evaluate.save_predictions(evaluate.predictions_frame(prepared.paths(split), y, probs, classes),
-                                          error_analysis.prediction_file(d, split, tta))
+                evaluate.save_predictions(
+                    evaluate.predictions_frame(prepared.paths(split), y, probs, classes),
+                    error_analysis.prediction_file(d, split, tta),
+                )
     table, summary = comparison.comparison_table(reports, prepared, n_boot=100, seed=1, include_reference=False)
     assert summary["best_subset"]["members"] == ["mobilenetv2"] and summary["best_subset"]["chosen_on"] == "val"
     acc = table.set_index("model")["accuracy"]

@@ -68,8 +68,9 @@ def test_quick_cnn_runs_a_fixed_cosine_budget_and_full_keeps_the_seed_schedule()
     (stage,) = quick_cnn.schedule("cnn")
     assert (stage.epochs, stage.learning_rate, stage.lr_schedule) == (40, 1e-3, "cosine")
     assert quick_cnn.early_stopping_patience >= 10
-    assert all(s.lr_schedule == "plateau" for name in config.MODEL_NAMES
-               for s in config.get_profile("full").schedule(name))
+    assert all(
+        s.lr_schedule == "plateau" for name in config.MODEL_NAMES for s in config.get_profile("full").schedule(name)
+    )
     assert config.get_profile("quick").for_model("vgg16").schedule("vgg16")[0].lr_schedule == "plateau"
 
 
@@ -110,8 +111,11 @@ def test_config_is_a_leaf_and_top_level_imports_have_no_cycle():
     # config imports nothing from emolib (its CLI uses runinfo, itself a leaf, for the atomic write)
     assert _emolib_imports(modules["config"], top_level_only=False) <= {"runinfo"}
     assert not _emolib_imports(modules["runinfo"], top_level_only=False)
-    graph = {name: _emolib_imports(p, top_level_only=True) & set(modules) for name, p in modules.items()
-             if name != "__init__"}
+    graph = {
+        name: _emolib_imports(p, top_level_only=True) & set(modules)
+        for name, p in modules.items()
+        if name != "__init__"
+    }
     state = {}
 
     def visit(name, stack):

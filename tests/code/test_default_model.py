@@ -1,5 +1,6 @@
 """The default model shipped in emolib/assets/default_model: contents, start-up without TensorFlow,
 LiteRT against Keras, and the 'other' answer on real data (FER2013, wild faces; skipped when absent)."""
+
 from __future__ import annotations
 
 import os
@@ -23,10 +24,14 @@ pytestmark = pytest.mark.skipif(not (DEFAULT / MODEL_FILE).is_file(), reason=f"n
 
 
 def child(code: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300,
-                          cwd=ROOT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT
+    )
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +87,10 @@ def test_load_predictor_without_a_folder_is_the_default_model_on_litert():
 
 
 def test_module_imports_do_not_import_tensorflow():
-    code = ("import sys, emolib, emolib.predict, emolib.faces, emolib.images, emolib.modelfolder, emolib.cli, "
-            "emolib.backends\nprint(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    code = (
+        "import sys, emolib, emolib.predict, emolib.faces, emolib.images, emolib.modelfolder, emolib.cli, "
+        "emolib.backends\nprint(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
     out = child(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
@@ -94,8 +101,10 @@ def test_a_default_model_prediction_leaves_tensorflow_out(crops, tmp_path):
 
     path = tmp_path / "face.png"
     Image.fromarray(crops[0]).save(path)
-    code = ("import sys\nfrom emolib.cli import main\nrc = main(['predict', sys.argv[1], '--no-progress'])\n"
-            "print('RC', rc, 'TF', 'tensorflow' in sys.modules, 'KERAS', 'keras' in sys.modules)")
+    code = (
+        "import sys\nfrom emolib.cli import main\nrc = main(['predict', sys.argv[1], '--no-progress'])\n"
+        "print('RC', rc, 'TF', 'tensorflow' in sys.modules, 'KERAS', 'keras' in sys.modules)"
+    )
     out = child(code, str(path))
     assert out.returncode == 0, out.stderr
     assert "RC 0 TF False KERAS False" in out.stdout

@@ -1,9 +1,10 @@
 """environment.yml (conda) installs what `make setup` installs: same extras, same fer pin, a Python pyproject allows."""
+
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 yaml = pytest.importorskip("yaml")  # PyYAML comes with papermill
 
@@ -51,5 +52,6 @@ def test_python_spec_satisfies_requires_python():
     for clause in requires.split(","):
         op, bound = re.fullmatch(r"\s*(>=|>|<=|<|==)\s*([\d.]+)\s*", clause).groups()
         b = tuple(int(v) for v in bound.split("."))[:2]
-        assert {">=": version >= b, ">": version > b, "<=": version <= b, "<": version < b, "==": version == b}[op], \
+        assert {">=": version >= b, ">": version > b, "<=": version <= b, "<": version < b, "==": version == b}[op], (
             f"environment.yml {spec} does not satisfy requires-python {requires}"
+        )

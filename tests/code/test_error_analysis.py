@@ -1,4 +1,5 @@
 """emolib.error_analysis: saved predictions and metrics.json, on tiny stand-in models."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,10 @@ def test_ensure_predictions_written_once_then_reused(toy, tmp_path):
     first = error_analysis.ensure_predictions(d, prepared)
     assert set(first) == {"val", "test", "val_tta", "test_tta"}
     assert all(df.attrs["written"] for df in first.values())
-    files = [d / f for f in ("test_predictions.csv", "val_predictions.csv", "test_predictions_tta.csv",
-                             "val_predictions_tta.csv")]
+    files = [
+        d / f
+        for f in ("test_predictions.csv", "val_predictions.csv", "test_predictions_tta.csv", "val_predictions_tta.csv")
+    ]
     assert all(f.is_file() for f in files)
     df = pd.read_csv(d / "test_predictions.csv")
     assert list(df.columns) == ["path", "true", "predicted", "confidence", "p_angry", "p_sad", "p_surprise"]
@@ -64,8 +67,22 @@ def test_evaluate_model_schema(toy, tmp_path):
     m = error_analysis.evaluate_model(d, toy["prepared"], n_boot=200, seed=1)
     on_disk = json.loads((d / "metrics.json").read_text())
     assert on_disk == m
-    assert {"model_name", "classes", "test", "test_ci", "calibration", "tta", "errors", "inference_ms_per_image",
-            "params", "training_time_s", "epochs", "weights_used", "synthetic", "data_fingerprint"} <= set(m)
+    assert {
+        "model_name",
+        "classes",
+        "test",
+        "test_ci",
+        "calibration",
+        "tta",
+        "errors",
+        "inference_ms_per_image",
+        "params",
+        "training_time_s",
+        "epochs",
+        "weights_used",
+        "synthetic",
+        "data_fingerprint",
+    } <= set(m)
     assert m["model_name"] == "cnn" and m["classes"] == ["angry", "sad", "surprise"]
     assert m["test"]["n"] == 45 and set(m["test"]["per_class"]) == set(m["classes"])
     for key in ("accuracy", "macro_f1"):

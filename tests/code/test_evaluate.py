@@ -1,4 +1,5 @@
 """emolib.evaluate against small hand-computed cases (numbers derived in comments)."""
+
 from __future__ import annotations
 
 import json
@@ -71,9 +72,24 @@ def test_classification_metrics_schema_and_prob_keys():
     assert m["confidence_gap"] == pytest.approx(0.2)
     # ECE (15 bins): 0.8 in bin (11/15, 12/15], acc 1 -> |1-0.8| ; 0.6 in (8/15, 9/15], acc 0 -> 0.6
     assert m["ece"] == pytest.approx(0.5 * 0.2 + 0.5 * 0.6)
-    keys = {"n", "accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1",
-            "per_class", "confusion_matrix", "confusion_matrix_normalized", "baselines", "nll", "ece",
-            "mean_confidence_correct", "mean_confidence_incorrect", "confidence_gap"}
+    keys = {
+        "n",
+        "accuracy",
+        "balanced_accuracy",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "weighted_f1",
+        "per_class",
+        "confusion_matrix",
+        "confusion_matrix_normalized",
+        "baselines",
+        "nll",
+        "ece",
+        "mean_confidence_correct",
+        "mean_confidence_incorrect",
+        "confidence_gap",
+    }
     assert set(m) == keys
     assert set(m["baselines"]) == {"chance_accuracy", "majority_accuracy", "majority_class", "majority_macro_f1"}
     # class 'b'/'c' never appear: zero_division=0, no warnings/NaNs
@@ -135,8 +151,14 @@ def test_errors_by_confidence_band():
 
 
 def test_most_confident_errors():
-    df = pd.DataFrame({"path": list("abcd"), "true": ["x", "x", "y", "y"], "predicted": ["y", "x", "x", "x"],
-                       "confidence": [0.6, 0.99, 0.9, 0.7]})
+    df = pd.DataFrame(
+        {
+            "path": list("abcd"),
+            "true": ["x", "x", "y", "y"],
+            "predicted": ["y", "x", "x", "x"],
+            "confidence": [0.6, 0.99, 0.9, 0.7],
+        }
+    )
     top = ev.most_confident_errors(df, 2)
     assert top["path"].tolist() == ["c", "d"]
 
@@ -259,7 +281,8 @@ def test_bootstrap_ci_properties_and_speed():
     ypp = np.array([[0, 1, 1, 1], [0, 0, 1, 0]])
     for a, b in zip(yt, ypp):
         assert ev._macro_f1_batched(a[None], b[None], 3)[0] == pytest.approx(
-            f1_score(a, b, labels=[0, 1, 2], average="macro", zero_division=0))
+            f1_score(a, b, labels=[0, 1, 2], average="macro", zero_division=0)
+        )
     # callable metric
     r3 = ev.bootstrap_ci(y[:200], yp[:200], lambda a, b: float(np.mean(a == b)), n_resamples=50, seed=0)
     assert r3["low"] <= r3["point"] <= r3["high"]

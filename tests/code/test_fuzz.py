@@ -15,6 +15,7 @@ folders named like images, pipes, empty files, unicode / newline / non-UTF-8 nam
 The budget comes from the hypothesis profile (tests/conftest.py): small under `make test`,
 large under `make fuzz` (HYPOTHESIS_PROFILE=deep), which also tries larger images.
 """
+
 from __future__ import annotations
 
 import csv
@@ -142,7 +143,7 @@ def image_blobs(draw) -> tuple[bytes, str]:
     blob, fmt = draw(valid_images())
     ext = FORMATS[fmt]
     if kind == "truncated":
-        blob = blob[:draw(st.integers(0, max(0, len(blob) - 1)))]
+        blob = blob[: draw(st.integers(0, max(0, len(blob) - 1)))]
     elif kind == "header_lies":  # the size fields say something else than the data holds
         w, h = draw(st.integers(0, 70_000)), draw(st.integers(0, 70_000))
         if fmt == "PNG":
@@ -174,7 +175,8 @@ def check_row(r: P.FaceResult) -> None:
         assert abs(sum(probs) - 1) < 1e-3 and r.confidence == max(probs)
     else:
         assert r.status in (P.STATUS_NO_FACE, P.STATUS_BLANK) or (
-            r.status.startswith(P.STATUS_UNREADABLE + ": ") and len(r.status) > len("unreadable: ")), r.status
+            r.status.startswith(P.STATUS_UNREADABLE + ": ") and len(r.status) > len("unreadable: ")
+        ), r.status
         assert r.emotion is None and r.confidence is None and r.probabilities == {} and r.face is None
         assert "\n" not in r.status
 
@@ -208,8 +210,11 @@ def test_predict_never_raises(predictor, blob, as_path, faces):
 
 
 @FUZZ
-@given(blobs=st.lists(image_blobs(), min_size=1, max_size=4), batch_size=st.integers(1, 3),
-       faces=st.sampled_from(["auto", "off"]))
+@given(
+    blobs=st.lists(image_blobs(), min_size=1, max_size=4),
+    batch_size=st.integers(1, 3),
+    faces=st.sampled_from(["auto", "off"]),
+)
 def test_predict_batch_one_row_per_input_and_same_as_single(predictor, blobs, batch_size, faces):
     items = [b for b, _ in blobs]
     rows = predictor.predict_batch(items, faces=faces, batch_size=batch_size, progress=False)
@@ -217,7 +222,7 @@ def test_predict_batch_one_row_per_input_and_same_as_single(predictor, blobs, ba
     assert len(rows) == sum(len(s) for s in single)
     i = 0
     for k, expected in enumerate(single):
-        group = rows[i:i + len(expected)]
+        group = rows[i : i + len(expected)]
         i += len(expected)
         check_one_input(group)
         assert all(r.path == f"<bytes #{k}>" for r in group)
@@ -228,12 +233,17 @@ def test_predict_batch_one_row_per_input_and_same_as_single(predictor, blobs, ba
 
 
 @FUZZ
-@given(arr=st.one_of(
-    hnp.arrays(st.sampled_from([np.uint8, np.uint16, np.int32, np.float32, np.float64, np.bool_]),
-               st.tuples(st.integers(1, 80), st.integers(1, 80)) | st.tuples(st.integers(1, 80), st.integers(1, 80),
-                                                                         st.integers(1, 5)),
-               elements=None, fill=None),
-))
+@given(
+    arr=st.one_of(
+        hnp.arrays(
+            st.sampled_from([np.uint8, np.uint16, np.int32, np.float32, np.float64, np.bool_]),
+            st.tuples(st.integers(1, 80), st.integers(1, 80))
+            | st.tuples(st.integers(1, 80), st.integers(1, 80), st.integers(1, 5)),
+            elements=None,
+            fill=None,
+        ),
+    )
+)
 def test_predict_arrays_never_raise(predictor, arr):
     check_one_input(predictor.predict(arr))
 
@@ -262,8 +272,22 @@ def test_decompression_bomb_refused_before_decoding(predictor, size, fmt):
 
 
 # -- file-system shapes: iter_image_paths, the CLI, the dataset loaders ---------------------------
-ENTRY_KINDS = ["image", "image", "garbage", "empty", "dir_like_image", "link_to_file", "dangling", "self_loop",
-               "pair_loop", "dir_link_loop", "fifo", "hidden", "text", "subdir"]
+ENTRY_KINDS = [
+    "image",
+    "image",
+    "garbage",
+    "empty",
+    "dir_like_image",
+    "link_to_file",
+    "dangling",
+    "self_loop",
+    "pair_loop",
+    "dir_link_loop",
+    "fifo",
+    "hidden",
+    "text",
+    "subdir",
+]
 NAME_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00")
 
 
@@ -279,8 +303,9 @@ def names(draw) -> bytes:
 
 @st.composite
 def entries(draw) -> list[tuple[str, bytes, tuple[bytes, str] | None]]:
-    return draw(st.lists(st.tuples(st.sampled_from(ENTRY_KINDS), names(), st.none() | image_blobs()),
-                         min_size=0, max_size=7))
+    return draw(
+        st.lists(st.tuples(st.sampled_from(ENTRY_KINDS), names(), st.none() | image_blobs()), min_size=0, max_size=7)
+    )
 
 
 def _good_png(seed: int) -> bytes:
@@ -351,8 +376,11 @@ def test_folder_shapes_cli_writes_one_row_per_image_file(predictor, spec):
         assert all(reason for _, reason in skipped)
         out_csv = Path(d) / "out" / "p.csv"
         argv = ["predict", "--model", "unused", str(root), "--csv", str(out_csv), "--faces", "off", "--no-progress"]
-        with mock.patch.object(cli, "_load", return_value=predictor), \
-                mock.patch("sys.stdout", new=io.StringIO()), mock.patch("sys.stderr", new=io.StringIO()) as err:
+        with (
+            mock.patch.object(cli, "_load", return_value=predictor),
+            mock.patch("sys.stdout", new=io.StringIO()),
+            mock.patch("sys.stderr", new=io.StringIO()) as err,
+        ):
             code = cli.main(argv)
         if not found:
             assert code == 1 and not out_csv.exists()
@@ -373,8 +401,12 @@ def test_folder_shapes_cli_writes_one_row_per_image_file(predictor, spec):
 def test_data_loaders_never_raise(train_a, train_b, test_a, test_b):
     with tempfile.TemporaryDirectory() as d:
         root = os.fsencode(d) + b"/data"
-        for split, cls, spec in (("train", "angry", train_a), ("train", "sad", train_b),
-                                 ("test", "angry", test_a), ("test", "sad", test_b)):
+        for split, cls, spec in (
+            ("train", "angry", train_a),
+            ("train", "sad", train_b),
+            ("test", "angry", test_a),
+            ("test", "sad", test_b),
+        ):
             build(b"%s/%s/%s" % (root, split.encode(), cls.encode()), spec)
         root_path = Path(os.fsdecode(root))
         assert set(data.available_classes(root_path)) >= {"angry", "sad"}

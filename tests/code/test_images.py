@@ -1,4 +1,5 @@
 """Every odd input either reads as a clean uint8 image or fails with ImageReadError."""
+
 import io
 
 import numpy as np
@@ -33,10 +34,13 @@ def test_sixteen_bit_keeps_its_brightness_scale(tmp_path):
     assert out.min() == 0 and out.max() == 255
 
 
-@pytest.mark.parametrize("payload,reason", [
-    (b"", "empty"),
-    (b"this is text, not an image", "not an image"),
-])
+@pytest.mark.parametrize(
+    "payload,reason",
+    [
+        (b"", "empty"),
+        (b"this is text, not an image", "not an image"),
+    ],
+)
 def test_non_images_fail_clearly(tmp_path, payload, reason):
     p = tmp_path / "x.jpg"
     p.write_bytes(payload)

@@ -1,4 +1,5 @@
 """One metrics vocabulary: error analysis, the comparison and `emolib evaluate --json` use the same keys."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,12 @@ def test_metric_functions_follow_sklearn():
         labels = list(range(k))
         assert metrics.accuracy(y, p) == pytest.approx(sk.accuracy_score(y, p))
         assert metrics.balanced_accuracy(y, p, k) == pytest.approx(sk.balanced_accuracy_score(y, p))
-        for ours, avg, fn in ((metrics.macro_f1, "macro", sk.f1_score), (metrics.weighted_f1, "weighted", sk.f1_score),
-                              (metrics.macro_precision, "macro", sk.precision_score),
-                              (metrics.macro_recall, "macro", sk.recall_score)):
+        for ours, avg, fn in (
+            (metrics.macro_f1, "macro", sk.f1_score),
+            (metrics.weighted_f1, "weighted", sk.f1_score),
+            (metrics.macro_precision, "macro", sk.precision_score),
+            (metrics.macro_recall, "macro", sk.recall_score),
+        ):
             assert ours(y, p, k) == pytest.approx(fn(y, p, labels=labels, average=avg, zero_division=0))
     # a class absent from truth and prediction still counts (fixed label set 0..K-1)
     assert metrics.macro_f1([0, 1], [0, 1], n_classes=3) == pytest.approx(2 / 3)
@@ -36,14 +40,30 @@ def test_error_analysis_comparison_and_cli_share_the_metric_keys(toy, tmp_path, 
     from emolib import cli, comparison
 
     reports = copy_reports(toy, tmp_path)
-    table, summary = comparison.comparison_table(reports, toy["prepared"], n_boot=50, seed=1,
-                                                 include_reference=False, include_tta=False)
+    table, summary = comparison.comparison_table(
+        reports, toy["prepared"], n_boot=50, seed=1, include_reference=False, include_tta=False
+    )
     model_dir = reports / "models" / "cnn"
     metrics_json = json.loads((model_dir / "metrics.json").read_text())
     comparison_json = json.loads((reports / "comparison.json").read_text())
     out_json = tmp_path / "eval.json"
-    assert cli.main(["evaluate", "--model", str(model_dir), "--data", str(toy["data_dir"] / "test"),
-                     "--faces", "off", "--no-progress", "--json", str(out_json)]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--model",
+                str(model_dir),
+                "--data",
+                str(toy["data_dir"] / "test"),
+                "--faces",
+                "off",
+                "--no-progress",
+                "--json",
+                str(out_json),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     cli_json = json.loads(out_json.read_text())
 

@@ -114,7 +114,9 @@ def test_emolib_preprocessing_descriptions_are_accepted(tmp_path):
     for name in MODEL_NAMES:
         d = tmp_path / name
         d.mkdir()
-        (d / mf.CARD_FILE).write_text(json.dumps({"classes": CLASSES, "preprocessing": preprocessing_description(name)}))
+        (d / mf.CARD_FILE).write_text(
+            json.dumps({"classes": CLASSES, "preprocessing": preprocessing_description(name)})
+        )
         assert mf.read_card(d)["classes"] == CLASSES
 
 

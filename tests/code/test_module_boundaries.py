@@ -1,4 +1,5 @@
 """Module boundaries: no emolib module reaches into another module's private names."""
+
 from __future__ import annotations
 
 import ast
@@ -19,7 +20,7 @@ def _emolib_module(node: ast.ImportFrom, current: str) -> str | None:
     if node.module == "emolib":
         return ""
     if node.module and node.module.startswith("emolib."):
-        return node.module[len("emolib."):]
+        return node.module[len("emolib.") :]
     return None
 
 
@@ -42,20 +43,30 @@ def private_imports(path: Path) -> list[str]:
                 if alias.name.startswith("emolib.") and alias.asname:
                     modules.add(alias.asname)
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
-                and _is_private(node.attr)):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and _is_private(node.attr)
+        ):
             problems.append(f"{path.name}:{node.lineno}: {node.value.id}.{node.attr}")
     return problems
 
 
 def test_no_module_imports_a_private_name_of_another():
-    problems = [p for f in sorted(PACKAGE.glob("*.py")) for p in private_imports(f)
-                if f"{p.split(':')[0]}: {p.split(': ', 1)[1]}" not in KNOWN]
+    problems = [
+        p
+        for f in sorted(PACKAGE.glob("*.py"))
+        for p in private_imports(f)
+        if f"{p.split(':')[0]}: {p.split(': ', 1)[1]}" not in KNOWN
+    ]
     assert not problems, "private names used across emolib modules:\n" + "\n".join(problems)
 
 
 def test_the_checker_sees_both_forms(tmp_path):
     f = tmp_path / "mod.py"
-    f.write_text("from .evaluate import _macro_f1, classification_metrics\nfrom . import evaluate as ev\n"
-                 "from emolib.report import __doc__\nx = ev._json_float(1.0)\ny = ev.nll\n")
+    f.write_text(
+        "from .evaluate import _macro_f1, classification_metrics\nfrom . import evaluate as ev\n"
+        "from emolib.report import __doc__\nx = ev._json_float(1.0)\ny = ev.nll\n"
+    )
     assert private_imports(f) == ["mod.py:1: from .evaluate import _macro_f1", "mod.py:4: ev._json_float"]

@@ -1,4 +1,5 @@
 """Predictor: inputs of every kind, bad files in a batch, single == batch, TTA."""
+
 from __future__ import annotations
 
 import io
@@ -32,8 +33,9 @@ def make_model_dir(path: Path, classes=CLASSES, size: int = 48) -> Path:
     model.layers[-1].set_weights([k * 4, b])  # decisive outputs, not near-uniform ones
     path.mkdir(parents=True, exist_ok=True)
     model.save(path / "model.keras")
-    (path / "model.json").write_text(json.dumps({"model_name": "tiny", "classes": list(classes),
-                                                 "input_shape": [size, size, 1]}))
+    (path / "model.json").write_text(
+        json.dumps({"model_name": "tiny", "classes": list(classes), "input_shape": [size, size, 1]})
+    )
     return path
 
 
@@ -65,20 +67,32 @@ def mixed_folder(tmp_path_factory, hopper_path) -> tuple[Path, dict[str, str]]:
     """Good and bad files side by side; expected status per file name ('ok*' = ok)."""
     d = tmp_path_factory.mktemp("mixed")
     expect = {}
-    Image.fromarray(face_crop(1)).save(d / "a_gray.png"); expect["a_gray.png"] = "ok"
-    shutil.copy(hopper_path, d / "b_hopper.jpg"); expect["b_hopper.jpg"] = "ok"
-    buf = io.BytesIO(); Image.fromarray(face_crop(2)).save(buf, "JPEG", quality=90)
-    (d / "c_corrupt.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2]); expect["c_corrupt.jpg"] = "unreadable"
-    (d / "d_text.jpg").write_text("this is not a picture\n"); expect["d_text.jpg"] = "unreadable"
+    Image.fromarray(face_crop(1)).save(d / "a_gray.png")
+    expect["a_gray.png"] = "ok"
+    shutil.copy(hopper_path, d / "b_hopper.jpg")
+    expect["b_hopper.jpg"] = "ok"
+    buf = io.BytesIO()
+    Image.fromarray(face_crop(2)).save(buf, "JPEG", quality=90)
+    (d / "c_corrupt.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    expect["c_corrupt.jpg"] = "unreadable"
+    (d / "d_text.jpg").write_text("this is not a picture\n")
+    expect["d_text.jpg"] = "unreadable"
     rgba = np.dstack([face_crop(3)] * 3 + [np.full((48, 48), 200, np.uint8)])
-    Image.fromarray(rgba, "RGBA").save(d / "e_rgba.png"); expect["e_rgba.png"] = "ok"
-    Image.fromarray(face_crop(4).astype(np.uint16) * 257).save(d / "f_16bit.png"); expect["f_16bit.png"] = "ok"
-    Image.fromarray(face_crop(5)).convert("CMYK").save(d / "g_cmyk.jpg"); expect["g_cmyk.jpg"] = "ok"
-    Image.fromarray(face_crop(6)).convert("P").save(d / "h_palette.gif"); expect["h_palette.gif"] = "ok"
-    Image.fromarray(face_crop(7)[:4, :4]).save(d / "i_tiny.png"); expect["i_tiny.png"] = "unreadable"
+    Image.fromarray(rgba, "RGBA").save(d / "e_rgba.png")
+    expect["e_rgba.png"] = "ok"
+    Image.fromarray(face_crop(4).astype(np.uint16) * 257).save(d / "f_16bit.png")
+    expect["f_16bit.png"] = "ok"
+    Image.fromarray(face_crop(5)).convert("CMYK").save(d / "g_cmyk.jpg")
+    expect["g_cmyk.jpg"] = "ok"
+    Image.fromarray(face_crop(6)).convert("P").save(d / "h_palette.gif")
+    expect["h_palette.gif"] = "ok"
+    Image.fromarray(face_crop(7)[:4, :4]).save(d / "i_tiny.png")
+    expect["i_tiny.png"] = "unreadable"
     # 10000x10000 1-bit: a few KiB on disk, 100 megapixels decoded -> refused as a bomb.
-    Image.new("1", (10_000, 10_000)).save(d / "j_bomb.png", optimize=True); expect["j_bomb.png"] = "unreadable"
-    Image.fromarray(np.full((300, 400), 210, np.uint8)).save(d / "k_blank_photo.png"); expect["k_blank_photo.png"] = "no_face"
+    Image.new("1", (10_000, 10_000)).save(d / "j_bomb.png", optimize=True)
+    expect["j_bomb.png"] = "unreadable"
+    Image.fromarray(np.full((300, 400), 210, np.uint8)).save(d / "k_blank_photo.png")
+    expect["k_blank_photo.png"] = "no_face"
     (d / "notes.txt").write_text("skipped: not an image extension")
     return d, expect
 
@@ -140,8 +154,8 @@ def test_photo_detects_faces_and_modes(predictor, hopper_path):
     assert whole.box is None and whole.status == "ok"
     gray = read_image(hopper_path)
     canvas = np.full((gray.shape[0] + 40, 2 * gray.shape[1] + 60), 128, np.uint8)
-    canvas[20:-20, 20:20 + gray.shape[1]] = gray
-    canvas[20:-20, 40 + gray.shape[1]:40 + 2 * gray.shape[1]] = gray
+    canvas[20:-20, 20 : 20 + gray.shape[1]] = gray
+    canvas[20:-20, 40 + gray.shape[1] : 40 + 2 * gray.shape[1]] = gray
     two = predictor.predict(canvas)
     assert [t.face for t in two] == [0, 1] and two[0].box[0] < two[1].box[0]
     # The same face twice: the same prediction.
@@ -220,19 +234,40 @@ def test_iter_image_paths(tmp_path):
     (tmp_path / ".hidden").mkdir()
     for name in ["b/deep/z.png", "b/a.JPG", "c.png", "readme.md", ".DS_Store", ".hidden/x.png"]:
         (tmp_path / name).write_bytes(b"x")
-    images, skipped = P.iter_image_paths([tmp_path, tmp_path / "c.png", tmp_path / "missing.png",
-                                          tmp_path / "readme.md"])
+    images, skipped = P.iter_image_paths(
+        [tmp_path, tmp_path / "c.png", tmp_path / "missing.png", tmp_path / "readme.md"]
+    )
     rel = [p.relative_to(tmp_path).as_posix() for p in images]
     assert rel == ["c.png", "b/a.JPG", "b/deep/z.png", "readme.md"]  # no duplicates; explicit files kept
     reasons = {p.name: why for p, why in skipped}
-    assert reasons == {".DS_Store": "hidden file", "readme.md": "not an image file (extension)",
-                       "missing.png": "not found"}
+    assert reasons == {
+        ".DS_Store": "hidden file",
+        "readme.md": "not an image file (extension)",
+        "missing.png": "not found",
+    }
 
 
 def test_face_result_row():
-    r = P.FaceResult(face=1, box=(1, 2, 3, 4), emotion="sad", confidence=0.5,
-                     probabilities={"angry": 0.2, "sad": 0.5, "surprise": 0.3}, path="x.png")
-    assert r.to_row(CLASSES) == {"path": "x.png", "face": 1, "x": 1, "y": 2, "w": 3, "h": 4, "status": "ok",
-                                 "emotion": "sad", "confidence": 0.5, "p_angry": 0.2, "p_sad": 0.5,
-                                 "p_surprise": 0.3}
+    r = P.FaceResult(
+        face=1,
+        box=(1, 2, 3, 4),
+        emotion="sad",
+        confidence=0.5,
+        probabilities={"angry": 0.2, "sad": 0.5, "surprise": 0.3},
+        path="x.png",
+    )
+    assert r.to_row(CLASSES) == {
+        "path": "x.png",
+        "face": 1,
+        "x": 1,
+        "y": 2,
+        "w": 3,
+        "h": 4,
+        "status": "ok",
+        "emotion": "sad",
+        "confidence": 0.5,
+        "p_angry": 0.2,
+        "p_sad": 0.5,
+        "p_surprise": 0.3,
+    }
     assert P.csv_columns(CLASSES)[:9] == ["path", "face", "x", "y", "w", "h", "status", "emotion", "confidence"]

@@ -1,5 +1,6 @@
 """Prediction on hostile file systems and inputs (issue 13): link loops, dangling links,
 folders named like images, pipes, unreadable files, odd names, blank images, bad --csv."""
+
 from __future__ import annotations
 
 import csv
@@ -48,18 +49,27 @@ def hostile(tmp_path) -> tuple[Path, dict[str, str]]:
     d = tmp_path / "photos"
     d.mkdir()
     expect = {}
-    Image.fromarray(face_crop(1)).save(d / "good.png"); expect["good.png"] = "ok"
-    os.symlink("b.jpg", d / "a.jpg"); os.symlink("a.jpg", d / "b.jpg")  # a.jpg -> b.jpg -> a.jpg
+    Image.fromarray(face_crop(1)).save(d / "good.png")
+    expect["good.png"] = "ok"
+    os.symlink("b.jpg", d / "a.jpg")
+    os.symlink("a.jpg", d / "b.jpg")  # a.jpg -> b.jpg -> a.jpg
     expect["a.jpg"] = expect["b.jpg"] = "unreadable: symbolic link loop"
-    os.symlink("self.png", d / "self.png"); expect["self.png"] = "unreadable: symbolic link loop"
-    os.symlink("gone.png", d / "dangling.png"); expect["dangling.png"] = "unreadable: broken symbolic link"
+    os.symlink("self.png", d / "self.png")
+    expect["self.png"] = "unreadable: symbolic link loop"
+    os.symlink("gone.png", d / "dangling.png")
+    expect["dangling.png"] = "unreadable: broken symbolic link"
     os.symlink(".", d / "loopdir")  # a folder link pointing at its own folder: never followed
     (d / "x.jpg").mkdir()  # a folder named like an image: walked as a folder
-    Image.fromarray(face_crop(2)).save(d / "x.jpg" / "inner.png"); expect["x.jpg/inner.png"] = "ok"
-    (d / "empty.png").write_bytes(b""); expect["empty.png"] = "unreadable: empty file"
-    os.mkfifo(d / "pipe.jpg"); expect["pipe.jpg"] = "unreadable: not a regular file"
-    Image.fromarray(face_crop(3)).save(d / "new\nline é.png"); expect["new\nline é.png"] = "ok"
-    Image.fromarray(face_crop(4)).save(os.fsencode(d) + b"/bad-\xff-utf8.png"); expect["bad-\udcff-utf8.png"] = "ok"
+    Image.fromarray(face_crop(2)).save(d / "x.jpg" / "inner.png")
+    expect["x.jpg/inner.png"] = "ok"
+    (d / "empty.png").write_bytes(b"")
+    expect["empty.png"] = "unreadable: empty file"
+    os.mkfifo(d / "pipe.jpg")
+    expect["pipe.jpg"] = "unreadable: not a regular file"
+    Image.fromarray(face_crop(3)).save(d / "new\nline é.png")
+    expect["new\nline é.png"] = "ok"
+    Image.fromarray(face_crop(4)).save(os.fsencode(d) + b"/bad-\xff-utf8.png")
+    expect["bad-\udcff-utf8.png"] = "ok"
     return d, expect
 
 
@@ -192,12 +202,16 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("make", [
-    lambda: _png(Image.new("L", (64, 64), 255)),  # a blank white 64x64 image
-    lambda: _png(Image.new("RGBA", (64, 64), (0, 0, 0, 0))),  # fully transparent
-    lambda: _png(Image.new("RGB", (500, 400), (30, 30, 30))),  # a blank photo, used whole
-    lambda: np.clip(128 + np.random.default_rng(0).normal(0, 2, (48, 48)), 0, 255).astype(np.uint8),  # std ~2
-], ids=["white", "transparent", "dark_photo_whole", "faint_noise"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _png(Image.new("L", (64, 64), 255)),  # a blank white 64x64 image
+        lambda: _png(Image.new("RGBA", (64, 64), (0, 0, 0, 0))),  # fully transparent
+        lambda: _png(Image.new("RGB", (500, 400), (30, 30, 30))),  # a blank photo, used whole
+        lambda: np.clip(128 + np.random.default_rng(0).normal(0, 2, (48, 48)), 0, 255).astype(np.uint8),  # std ~2
+    ],
+    ids=["white", "transparent", "dark_photo_whole", "faint_noise"],
+)
 def test_blank_images_get_their_own_status(predictor, make):
     src = make()
     [r] = predictor.predict(src, faces="off")

@@ -1,4 +1,5 @@
 """The report as a reader sees it: Grad-CAM figures found, no empty headings, numbers formatted."""
+
 from __future__ import annotations
 
 import json
@@ -11,12 +12,23 @@ import pytest
 from emolib import report
 
 ROOT = Path(__file__).resolve().parents[2]
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
-                    "0000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
 # what the error analysis and the other notebooks write under reports/figures/ (tests/model/test_study_notebooks.py)
-PIPELINE_FIGURES = ["eda_samples", "train_cnn_curves", "error_cnn_confusion", "error_cnn_confidence",
-                    "error_cnn_confident_mistakes", "error_cnn_reliability", "error_cnn_gradcam_errors",
-                    "error_cnn_gradcam_correct", "comparison_significance", "comparison_per_class_f1"]
+PIPELINE_FIGURES = [
+    "eda_samples",
+    "train_cnn_curves",
+    "error_cnn_confusion",
+    "error_cnn_confidence",
+    "error_cnn_confident_mistakes",
+    "error_cnn_reliability",
+    "error_cnn_gradcam_errors",
+    "error_cnn_gradcam_correct",
+    "comparison_significance",
+    "comparison_per_class_f1",
+]
 
 
 def _reports(tmp_path, figures=PIPELINE_FIGURES, card=None) -> Path:
@@ -27,9 +39,19 @@ def _reports(tmp_path, figures=PIPELINE_FIGURES, card=None) -> Path:
     model = reports / "models" / "cnn"
     model.mkdir(parents=True)
     (model / "model.keras").write_bytes(b"stand-in")
-    (model / "model.json").write_text(json.dumps(card or {
-        "classes": ["angry", "sad", "surprise"], "input_shape": [48, 48, 1], "weights_used": "none",
-        "epochs_total": 40, "wall_time_s": 1090.1, "params": {"total": 15147075}}))
+    (model / "model.json").write_text(
+        json.dumps(
+            card
+            or {
+                "classes": ["angry", "sad", "surprise"],
+                "input_shape": [48, 48, 1],
+                "weights_used": "none",
+                "epochs_total": 40,
+                "wall_time_s": 1090.1,
+                "params": {"total": 15147075},
+            }
+        )
+    )
     return reports
 
 
@@ -40,9 +62,14 @@ def _all_sections(ctx) -> str:
     for cell in nb["cells"]:
         src = "".join(cell["source"])
         if cell["cell_type"] == "markdown":
-            html += [f"<h{len(m.group(1))}>{m.group(2)}</h{len(m.group(1))}>" if (m := re.match(r"(#+) (.*)", line))
-                     else f"<p>{line}</p>" for line in src.splitlines() if line.strip()]
-        elif (m := re.match(r"report\.(\w+)\(ctx\)", src)):
+            html += [
+                f"<h{len(m.group(1))}>{m.group(2)}</h{len(m.group(1))}>"
+                if (m := re.match(r"(#+) (.*)", line))
+                else f"<p>{line}</p>"
+                for line in src.splitlines()
+                if line.strip()
+            ]
+        elif m := re.match(r"report\.(\w+)\(ctx\)", src):
             html.append(getattr(report, m.group(1))(ctx).data)
     return "\n".join(html)
 
@@ -96,21 +123,36 @@ def test_empty_reports_folder_still_has_no_empty_heading(tmp_path):
     assert "make bench" in html  # the latency section says how to get the numbers
 
 
-@pytest.mark.parametrize("value, column, text", [
-    (1090.1, "training_time_s", "18 min 10 s"), (1090.1, "training time (s)", "18 min 10 s"),
-    (45.25, "wall_time_s", "45 s"), (3.7, "wall_time_s", "3.7 s"), (7260, "wall_time_s", "2 h 01 min"),
-    (15147075, "parameters", "15,147,075"), (15147075.0, "parameters", "15,147,075"), (40.0, "epochs", "40"),
-    (0.75214, "macro_f1", "0.752"), (2688.4, "batch img/s", "2,688"), (2688.4, "images_per_s", "2,688"),
-    (387.0, "inference_ms_per_image", "387.0"), (None, "ece", ""), (float("nan"), "ece", ""), ("none", "weights", "none"),
-    (True, "pass", "True"), (1535, "n_test", "1,535"),
-])
+@pytest.mark.parametrize(
+    "value, column, text",
+    [
+        (1090.1, "training_time_s", "18 min 10 s"),
+        (1090.1, "training time (s)", "18 min 10 s"),
+        (45.25, "wall_time_s", "45 s"),
+        (3.7, "wall_time_s", "3.7 s"),
+        (7260, "wall_time_s", "2 h 01 min"),
+        (15147075, "parameters", "15,147,075"),
+        (15147075.0, "parameters", "15,147,075"),
+        (40.0, "epochs", "40"),
+        (0.75214, "macro_f1", "0.752"),
+        (2688.4, "batch img/s", "2,688"),
+        (2688.4, "images_per_s", "2,688"),
+        (387.0, "inference_ms_per_image", "387.0"),
+        (None, "ece", ""),
+        (float("nan"), "ece", ""),
+        ("none", "weights", "none"),
+        (True, "pass", "True"),
+        (1535, "n_test", "1,535"),
+    ],
+)
 def test_format_value(value, column, text):
     assert report.format_value(value, column) == text
 
 
 def test_tables_print_numbers_for_a_reader(tmp_path):
-    df = pd.DataFrame({"model": ["vgg16"], "parameters": [15147075], "training_time_s": [1090.1],
-                       "macro_f1": [0.75214]}).set_index("model")
+    df = pd.DataFrame(
+        {"model": ["vgg16"], "parameters": [15147075], "training_time_s": [1090.1], "macro_f1": [0.75214]}
+    ).set_index("model")
     html = report.table_html(df)
     assert "15,147,075" in html and "18 min 10 s" in html and "0.752" in html
     assert "1090.1" not in html and "15147075" not in html
@@ -121,7 +163,12 @@ def test_tables_print_numbers_for_a_reader(tmp_path):
 
 def test_models_table_names_the_weights_source_and_fallbacks(tmp_path):
     label = "fer2013-disjoint:disgust,fear,happy,neutral (cache key vgg16-0123456789ab)"
-    card = {"classes": ["angry", "sad", "surprise"], "weights_used": label, "epochs_total": 3, "wall_time_s": 5.0,
-            "weights_notes": ["weights='auto': ImageNet weights unavailable (no network)"]}
+    card = {
+        "classes": ["angry", "sad", "surprise"],
+        "weights_used": label,
+        "epochs_total": 3,
+        "wall_time_s": 5.0,
+        "weights_notes": ["weights='auto': ImageNet weights unavailable (no network)"],
+    }
     html = report.model_results(report.context(_reports(tmp_path, card=card))).data
     assert label in html and "ImageNet weights unavailable" in html

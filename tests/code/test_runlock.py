@@ -1,4 +1,5 @@
 """One run per reports folder: a second `make all` on the same REPORTS stops at once; a killed run leaves no lock."""
+
 import os
 import signal
 import subprocess
@@ -22,9 +23,22 @@ def _env():
 
 def _holder(reports: Path, what="make all"):
     """A process holding the lock the way `make all` does (runlock, then exec of a long command)."""
-    proc = subprocess.Popen([sys.executable, "-m", "emolib.runlock", str(reports), "--what", what, "--",
-                             sys.executable, "-c", "import time; time.sleep(120)"],
-                            env=_env(), start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emolib.runlock",
+            str(reports),
+            "--what",
+            what,
+            "--",
+            sys.executable,
+            "-c",
+            "import time; time.sleep(120)",
+        ],
+        env=_env(),
+        start_new_session=True,
+    )
     deadline = time.time() + 30
     while time.time() < deadline:
         if runlock.holder_info(reports / runlock.LOCK_NAME).get("pid") == proc.pid:
@@ -36,9 +50,22 @@ def _holder(reports: Path, what="make all"):
 
 
 def _run_locked(reports: Path, marker: Path):
-    return subprocess.run([sys.executable, "-m", "emolib.runlock", str(reports), "--", sys.executable, "-c",
-                           f"open({str(marker)!r}, 'w').write('ran')"],
-                          env=_env(), capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emolib.runlock",
+            str(reports),
+            "--",
+            sys.executable,
+            "-c",
+            f"open({str(marker)!r}, 'w').write('ran')",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_second_run_fails_fast_and_a_sigkilled_holder_leaves_no_lock(tmp_path):
@@ -67,13 +94,22 @@ def test_second_run_fails_fast_and_a_sigkilled_holder_leaves_no_lock(tmp_path):
 
 
 def test_stale_temp_files_are_the_temporary_names_only(tmp_path):
-    for name in ["notebooks/.tmp-train_cnn.ipynb", "models/cnn/.model.json.tmp-abc123.json",
-                 "models/cnn/checkpoint/.last_a.weights.h5.tmp-x1y2.weights.h5",
-                 "models/cnn/model.json", ".gitkeep", ".lock", "notebooks/train_cnn.ipynb"]:
+    for name in [
+        "notebooks/.tmp-train_cnn.ipynb",
+        "models/cnn/.model.json.tmp-abc123.json",
+        "models/cnn/checkpoint/.last_a.weights.h5.tmp-x1y2.weights.h5",
+        "models/cnn/model.json",
+        ".gitkeep",
+        ".lock",
+        "notebooks/train_cnn.ipynb",
+    ]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
     assert {p.name for p in runlock.stale_temp_files(tmp_path)} == {
-        ".tmp-train_cnn.ipynb", ".model.json.tmp-abc123.json", ".last_a.weights.h5.tmp-x1y2.weights.h5"}
+        ".tmp-train_cnn.ipynb",
+        ".model.json.tmp-abc123.json",
+        ".last_a.weights.h5.tmp-x1y2.weights.h5",
+    }
 
 
 def test_atomic_writes_use_names_the_lock_cleans(tmp_path):
@@ -86,8 +122,9 @@ def test_atomic_writes_use_names_the_lock_cleans(tmp_path):
 
 
 def _make(*args, timeout=60):
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        ["make", "--no-print-directory", *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture

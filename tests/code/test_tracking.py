@@ -1,4 +1,5 @@
 """emolib.tracking: stable track ids on synthetic moving boxes, and smoothing over time."""
+
 from __future__ import annotations
 
 import numpy as np

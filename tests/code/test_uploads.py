@@ -1,9 +1,9 @@
 """Playground uploads: limits, hostile files, one message per refused file, good files still
 predicted, nothing raised out of the widget callback, nothing written to disk."""
+
 from __future__ import annotations
 
 import io
-import os
 import struct
 import tempfile
 import zlib
@@ -28,11 +28,16 @@ def png_bytes(arr: np.ndarray, mode: str | None = None) -> bytes:
 def header_only_png(width: int, height: int) -> bytes:
     """A ~100-byte PNG whose header claims width x height 8-bit gray pixels (a decompression bomb
     as far as any reader that trusts the header is concerned)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def crop(seed: int = 0, size: int = 48) -> np.ndarray:
@@ -44,8 +49,13 @@ def crop(seed: int = 0, size: int = 48) -> np.ndarray:
 
 def entry(name: str, content: bytes, type_: str = "image/png") -> dict:
     """One file as ipywidgets 8's FileUpload gives it (content is a memoryview)."""
-    return {"name": name, "type": type_, "size": len(content), "content": memoryview(content),
-            "last_modified": datetime(2024, 1, 1, tzinfo=timezone.utc)}
+    return {
+        "name": name,
+        "type": type_,
+        "size": len(content),
+        "content": memoryview(content),
+        "last_modified": datetime(2024, 1, 1, tzinfo=timezone.utc),
+    }
 
 
 # -- check_uploads: count, sizes ---------------------------------------------------------------
@@ -60,18 +70,25 @@ def test_many_files_keep_the_first_max_files():
 def test_size_limits_empty_and_malformed_entries():
     good = png_bytes(crop(1))
     big = b"\0" * int(U.MAX_FILE_MB * U.MB + 1)
-    value = (entry("big.jpg", big, "image/jpeg"), entry("empty.png", b""), {"name": "nothing.png"},
-             entry("a/b\\../c\x07.png", good), entry("ok.png", good))
+    value = (
+        entry("big.jpg", big, "image/jpeg"),
+        entry("empty.png", b""),
+        {"name": "nothing.png"},
+        entry("a/b\\../c\x07.png", good),
+        entry("ok.png", good),
+    )
     kept, problems = U.check_uploads(value)
     assert [n for n, _ in kept] == ["c.png", "ok.png"]  # folders and control characters removed
-    assert problems == ["big.jpg: 10.0 MB is over the 10 MB limit", "empty.png: empty file (0 bytes)",
-                        "nothing.png: no file content received"]
+    assert problems == [
+        "big.jpg: 10.0 MB is over the 10 MB limit",
+        "empty.png: empty file (0 bytes)",
+        "nothing.png: no file content received",
+    ]
     # the declared size is not trusted: the content received counts
     kept, problems = U.check_uploads([{**entry("liar.png", big), "size": 10}])
     assert not kept and "over the 10 MB limit" in problems[0]
     # total: the files past the limit for all together are refused, the earlier ones kept
-    kept, problems = U.check_uploads([entry(f"{i}.bin", b"x" * 400_000) for i in range(4)],
-                                     U.Limits(max_total_mb=1.0))
+    kept, problems = U.check_uploads([entry(f"{i}.bin", b"x" * 400_000) for i in range(4)], U.Limits(max_total_mb=1.0))
     assert [n for n, _ in kept] == ["0.bin", "1.bin"]
     assert problems == [f"{i}.bin: skipped, the upload is over the 1 MB limit for all files together" for i in (2, 3)]
     assert U.check_uploads(None) == ([], [])
@@ -79,18 +96,26 @@ def test_size_limits_empty_and_malformed_entries():
 
 
 # -- decode_upload: hostile and odd files ----------------------------------------------------------
-@pytest.mark.parametrize("data, reason", [
-    (header_only_png(20_000, 20_000), "refused as a possible decompression bomb (400,000,000 pixels; the limit is "
-                                      "50,000,000 pixels)"),
-    (header_only_png(9_000, 9_000), "refused as a possible decompression bomb (9000x9000 = 81,000,000 pixels; the "
-                                    "limit is 50,000,000 pixels)"),
-    (b"Dear diary, this is not a picture.\n" * 10, "not an image file"),
-    (np.random.default_rng(0).bytes(5000), "not an image file"),
-    (b"", "empty file (0 bytes)"),
-    (png_bytes(crop(2))[:300], "corrupt or truncated image"),
-    (png_bytes(crop(2)[:4, :4]), "4x4 is too small"),
-    (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nshowpage\n", "not an image file"),  # no Ghostscript
-], ids=["bomb-header", "over-max-pixels", "text", "random", "empty", "truncated", "tiny", "eps"])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (
+            header_only_png(20_000, 20_000),
+            "refused as a possible decompression bomb (400,000,000 pixels; the limit is 50,000,000 pixels)",
+        ),
+        (
+            header_only_png(9_000, 9_000),
+            "refused as a possible decompression bomb (9000x9000 = 81,000,000 pixels; the limit is 50,000,000 pixels)",
+        ),
+        (b"Dear diary, this is not a picture.\n" * 10, "not an image file"),
+        (np.random.default_rng(0).bytes(5000), "not an image file"),
+        (b"", "empty file (0 bytes)"),
+        (png_bytes(crop(2))[:300], "corrupt or truncated image"),
+        (png_bytes(crop(2)[:4, :4]), "4x4 is too small"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nshowpage\n", "not an image file"),  # no Ghostscript
+    ],
+    ids=["bomb-header", "over-max-pixels", "text", "random", "empty", "truncated", "tiny", "eps"],
+)
 def test_refused_files_say_why(data, reason):
     with pytest.raises(U.UploadRefused) as e:
         U.decode_upload("photo.jpg", data)
@@ -163,6 +188,7 @@ def _widgets(ui):
         yield x
         for c in getattr(x, "children", ()):
             yield from walk(c)
+
     found = list(walk(ui))
     upload = next(x for x in found if isinstance(x, w.FileUpload))
     out = next(x for x in found if "emolib-output" in x._dom_classes)
@@ -177,18 +203,28 @@ def test_mixed_upload_in_the_widget(model_dir, no_files_written):
     upload, out, status = _widgets(playground.app(model_dir))
     blank = png_bytes(np.full((300, 400), 210, np.uint8))
     rgba = png_bytes(np.dstack([crop(3)] * 3 + [np.full((48, 48), 200, np.uint8)]), "RGBA")
-    value = [entry("good 1.png", png_bytes(crop(1))), entry("notes.jpg", b"not a picture\n" * 20, "image/jpeg"),
-             entry("noise.png", np.random.default_rng(1).bytes(3000)), entry("empty.png", b""),
-             entry("huge.jpg", b"\xff" * int(10.5 * U.MB), "image/jpeg"),
-             entry("bomb.png", header_only_png(20_000, 20_000)), entry("blank.png", blank), entry("rgba.png", rgba),
-             entry("16bit.png", png_bytes(crop(4).astype(np.uint16) * 257)),
-             entry("<img src=x onerror=alert(1)>.png", png_bytes(crop(6)))]
+    value = [
+        entry("good 1.png", png_bytes(crop(1))),
+        entry("notes.jpg", b"not a picture\n" * 20, "image/jpeg"),
+        entry("noise.png", np.random.default_rng(1).bytes(3000)),
+        entry("empty.png", b""),
+        entry("huge.jpg", b"\xff" * int(10.5 * U.MB), "image/jpeg"),
+        entry("bomb.png", header_only_png(20_000, 20_000)),
+        entry("blank.png", blank),
+        entry("rgba.png", rgba),
+        entry("16bit.png", png_bytes(crop(4).astype(np.uint16) * 257)),
+        entry("<img src=x onerror=alert(1)>.png", png_bytes(crop(6))),
+    ]
     upload.value = value  # runs the callback, as a browser upload does
     page = out.value
-    for msg in ("notes.jpg: not an image file", "noise.png: not an image file", "empty.png: empty file (0 bytes)",
-                "huge.jpg: 10.5 MB is over the 10 MB limit",
-                "bomb.png: refused as a possible decompression bomb (400,000,000 pixels",
-                "blank.png: no face found"):
+    for msg in (
+        "notes.jpg: not an image file",
+        "noise.png: not an image file",
+        "empty.png: empty file (0 bytes)",
+        "huge.jpg: 10.5 MB is over the 10 MB limit",
+        "bomb.png: refused as a possible decompression bomb (400,000,000 pixels",
+        "blank.png: no face found",
+    ):
         assert f'<div class="emolib-problem" style="color:#c62828">{msg}' in page, msg
     assert page.count('class="emolib-problem"') == 6
     for good in ("good 1.png", "rgba.png", "16bit.png"):

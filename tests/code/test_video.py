@@ -1,6 +1,7 @@
 """emolib.video and `emolib predict` on videos: rows per sampled frame, sampling, tracks, bad files,
 atomic outputs. Clips are generated here (matplotlib's grace_hopper.jpg moved across a canvas),
 tiny and short, so the file needs no data and runs in well under a minute."""
+
 from __future__ import annotations
 
 import csv
@@ -56,7 +57,7 @@ def canvas(size=(320, 240), value=90) -> np.ndarray:
 
 def paste(frame: np.ndarray, face: np.ndarray, x: int, y: int) -> None:
     fh, fw = face.shape[:2]
-    frame[y:y + fh, x:x + fw] = face
+    frame[y : y + fh, x : x + fw] = face
 
 
 def two_face_frames(hopper, n=30):
@@ -127,14 +128,17 @@ def test_rows_match_sampled_frames_and_csv(predictor, one_face_clip, tmp_path):
     assert no_temp_files(tmp_path)
 
 
-@pytest.mark.parametrize("every, fps, expected", [
-    (1, None, list(range(30))),
-    (3, None, list(range(0, 30, 3))),
-    (7, None, [0, 7, 14, 21, 28]),
-    (None, 10.0, list(range(0, 30, 3))),
-    (None, 7.5, list(range(0, 30, 4))),
-    (None, 100.0, list(range(30))),  # more than the clip has: every frame, once
-])
+@pytest.mark.parametrize(
+    "every, fps, expected",
+    [
+        (1, None, list(range(30))),
+        (3, None, list(range(0, 30, 3))),
+        (7, None, [0, 7, 14, 21, 28]),
+        (None, 10.0, list(range(0, 30, 3))),
+        (None, 7.5, list(range(0, 30, 4))),
+        (None, 100.0, list(range(30))),  # more than the clip has: every frame, once
+    ],
+)
 def test_every_and_fps_sample_the_right_frames(predictor, noise_clip, every, fps, expected):
     r = video.predict_video(predictor, noise_clip, every=every, fps=fps)
     assert r.status == "no_face" and r.frames_read == 30
@@ -268,8 +272,15 @@ def bad_folder(tmp_path_factory, one_face_clip, noise_clip) -> Path:
     return d
 
 
-EXPECTED = {"good": "ok", "truncated": "unreadable", "random": "unreadable", "notes": "unreadable",
-            "zero": "no_frames", "cut": "no_face", "empty": "unreadable"}
+EXPECTED = {
+    "good": "ok",
+    "truncated": "unreadable",
+    "random": "unreadable",
+    "notes": "unreadable",
+    "zero": "no_frames",
+    "cut": "no_face",
+    "empty": "unreadable",
+}
 
 
 def test_every_bad_video_gets_its_status_and_the_batch_goes_on(capsys, model_dir, bad_folder, tmp_path):
@@ -290,8 +301,18 @@ def test_every_bad_video_gets_its_status_and_the_batch_goes_on(capsys, model_dir
 
 
 def test_only_unreadable_videos_fail_the_command(capsys, model_dir, bad_folder, tmp_path):
-    rc = cli.main(["predict", "--model", str(model_dir), str(bad_folder / "random.mp4"),
-                   str(bad_folder / "notes.mov"), "--out", str(tmp_path / "o"), "--no-progress"])
+    rc = cli.main(
+        [
+            "predict",
+            "--model",
+            str(model_dir),
+            str(bad_folder / "random.mp4"),
+            str(bad_folder / "notes.mov"),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
     assert rc == 1
     assert "nothing could be processed" in capsys.readouterr().err
 
@@ -305,8 +326,20 @@ def test_cli_mixed_folder_and_options(capsys, model_dir, one_face_clip, hopper, 
     assert sorted(p.name for p in found) == ["clip.MP4", "photo.png"]
     assert [p.name for p in iter_image_paths([d])[0]] == ["photo.png"]  # photo-only callers see no videos
     csv_path = tmp_path / "res" / "photos.csv"
-    rc = cli.main(["predict", "--model", str(model_dir), str(d), "--csv", str(csv_path), "--every", "2",
-                   "--annotate", "--no-progress"])
+    rc = cli.main(
+        [
+            "predict",
+            "--model",
+            str(model_dir),
+            str(d),
+            "--csv",
+            str(csv_path),
+            "--every",
+            "2",
+            "--annotate",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     assert [r["path"] for r in read_csv(csv_path)] == [str(d / "photo.png")]  # the photo CSV keeps photos
     clip_dir = tmp_path / "res" / "emolib_video" / "clip"  # default: emolib_video/ next to --csv

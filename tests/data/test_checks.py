@@ -1,4 +1,5 @@
 """Duplicate, conflict and blank detection on planted cases, and on real FER2013."""
+
 import shutil
 
 import numpy as np
@@ -20,8 +21,9 @@ def _planted(tmp_path, synthetic_dir):
     Image.fromarray(np.clip(arr + 3, 0, 255).astype(np.uint8)).save(root / "train" / "angry" / "near.jpg", quality=95)
     # 4) two near-blank images
     Image.new("L", (48, 48), 0).save(root / "train" / "surprise" / "black.png")
-    Image.fromarray(np.full((48, 48), 128, np.uint8) + np.random.default_rng(0).integers(0, 2, (48, 48), dtype=np.uint8)
-                    ).save(root / "test" / "sad" / "grey.png")
+    Image.fromarray(
+        np.full((48, 48), 128, np.uint8) + np.random.default_rng(0).integers(0, 2, (48, 48), dtype=np.uint8)
+    ).save(root / "test" / "sad" / "grey.png")
     return root
 
 

@@ -1,4 +1,5 @@
 """Loaders on every layout, bad input, split determinism, class weights, pixels."""
+
 import shutil
 
 import numpy as np
@@ -46,8 +47,18 @@ def test_single_folder_is_split_stratified_and_seeded(tmp_path, synthetic_dir):
 def test_fer2013_csv_layout(tmp_path):
     rng = np.random.default_rng(0)
     rows = []
-    for i, (emotion, usage) in enumerate([(0, "Training"), (4, "Training"), (5, "Training"), (0, "PublicTest"),
-                                          (4, "PublicTest"), (5, "PrivateTest"), (5, "PublicTest"), (3, "Training")]):
+    for _i, (emotion, usage) in enumerate(
+        [
+            (0, "Training"),
+            (4, "Training"),
+            (5, "Training"),
+            (0, "PublicTest"),
+            (4, "PublicTest"),
+            (5, "PrivateTest"),
+            (5, "PublicTest"),
+            (3, "Training"),
+        ]
+    ):
         rows.append({"emotion": emotion, "pixels": " ".join(map(str, rng.integers(0, 255, 48 * 48))), "Usage": usage})
     csv = tmp_path / "fer2013.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)

@@ -1,4 +1,5 @@
 """`make data`: the offline path prints the manual steps; a real FER2013 folder verifies."""
+
 import builtins
 
 from emolib import download

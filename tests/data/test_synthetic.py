@@ -1,5 +1,6 @@
 """The synthetic face generator: shapes, determinism, dataset layout, and that the
 classes are learnable but not trivially so."""
+
 from __future__ import annotations
 
 import hashlib
@@ -78,7 +79,7 @@ def test_render_photo_boxes():
         assert w >= 16 and h > w  # a face oval is taller than wide
     # Boxes do not overlap (one face per grid cell).
     for i, (x1, y1, w1, h1) in enumerate(boxes):
-        for x2, y2, w2, h2 in boxes[i + 1:]:
+        for x2, y2, w2, h2 in boxes[i + 1 :]:
             assert x1 + w1 <= x2 or x2 + w2 <= x1 or y1 + h1 <= y2 or y2 + h2 <= y1
     img2, boxes2 = render_photo(["happy", "sad", "surprise"], np.random.default_rng(0), canvas=(320, 240))
     assert np.array_equal(img, img2) and boxes == boxes2

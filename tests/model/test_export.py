@@ -1,4 +1,5 @@
 """TFLite (float32, float16, int8) and ONNX exports agree with the Keras model."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ def save_model_dir(model, path: Path, name: str) -> Path:
     """A model directory as training leaves it: model.keras and a minimal model card."""
     path.mkdir(parents=True, exist_ok=True)
     model.save(path / "model.keras")
-    (path / "model.json").write_text(json.dumps({"model_name": name, "classes": CLASSES,
-                                                 "input_shape": list(model.input_shape[1:])}))
+    (path / "model.json").write_text(
+        json.dumps({"model_name": name, "classes": CLASSES, "input_shape": list(model.input_shape[1:])})
+    )
     return path
 
 
@@ -124,7 +126,9 @@ def test_export_errors(model_dir, tmp_path):
 
 
 def test_cli_export(capsys, model_dir, tmp_path):
-    code = cli.main(["export", "--model", str(model_dir), "--format", "tflite", "--quantize", "float16", "--check", "16"])
+    code = cli.main(
+        ["export", "--model", str(model_dir), "--format", "tflite", "--quantize", "float16", "--check", "16"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert (model_dir / "model_float16.tflite").is_file()  # the default output path
@@ -144,8 +148,9 @@ def unnormalised_vgg16_dir(path: Path) -> Path:
     last = model.get_layer("backbone").get_layer("block5_conv3")
     kernel, bias = last.get_weights()
     last.set_weights([kernel * 1e8, bias * 1e8])
-    feats = keras.Model(model.input, model.get_layer("head_gap").output).predict(ex.probe_images(32, 128, seed=5),
-                                                                                 verbose=0)
+    feats = keras.Model(model.input, model.get_layer("head_gap").output).predict(
+        ex.probe_images(32, 128, seed=5), verbose=0
+    )
     assert np.median(feats.std(0)) > 1e5, "the stand-in should have huge features"
     bn = model.get_layer("head_bn0")
     gamma, beta, _, _ = bn.get_weights()
@@ -174,8 +179,11 @@ def test_quantization_safe_copy_is_exact(vgg_dir):
     # the features the head sees now have about unit scale
     feats = keras.Model(safe.input, safe.get_layer("head_gap").output).predict(x, verbose=0)
     assert 0.01 < np.median(feats.std(0)) < 100
-    kernels = [np.abs(layer.get_weights()[0]).max() for layer in safe.get_layer("backbone").layers
-               if isinstance(layer, keras.layers.Conv2D)]
+    kernels = [
+        np.abs(layer.get_weights()[0]).max()
+        for layer in safe.get_layer("backbone").layers
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
     # the 1e8 is spread out: every kernel but the last (scaled per output feature) has the same range
     assert max(kernels) < 1 and np.ptp(kernels[:-1]) < 1e-3 * max(kernels)
     # a model that needs nothing comes back untouched

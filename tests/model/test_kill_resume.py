@@ -1,5 +1,6 @@
 """`make all` killed with SIGKILL (mid-training, then mid-notebook) and run again: it finishes, reuses the
 finished work, resumes training, leaves no half-written files, and ends where an uninterrupted run does."""
+
 import json
 import os
 import signal
@@ -23,14 +24,21 @@ def _env():
 def _make_args(reports: Path, tmp_path: Path):
     # DATA_DIR: the default folder's name under a folder that does not exist, so the run is always on
     # the synthetic set (data/synthetic) even where data/raw/fer2013 holds the real data.
-    return ["make", "--no-print-directory", "all", "PROFILE=smoke", "MODELS=cnn", "SEED=3", f"REPORTS={reports}",
-            f"DATA_DIR={tmp_path / 'nodata' / 'data' / 'raw' / 'fer2013'}"]
+    return [
+        "make",
+        "--no-print-directory",
+        "all",
+        "PROFILE=smoke",
+        "MODELS=cnn",
+        "SEED=3",
+        f"REPORTS={reports}",
+        f"DATA_DIR={tmp_path / 'nodata' / 'data' / 'raw' / 'fer2013'}",
+    ]
 
 
 def _start(args, log: Path):
     with open(log, "ab") as fh:
-        return subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _kill_when(proc, exists, what: str, timeout=300):
@@ -69,15 +77,21 @@ def test_make_all_survives_sigkill_and_resumes(tmp_path, venv_ready):
     nb = reports / "notebooks"
 
     # 1. killed in the middle of training, just after the first epoch's checkpoint
-    _kill_when(_start(_make_args(reports, tmp_path), log), lambda: (cnn / "checkpoint" / "state.json").exists(),
-               "the first epoch checkpoint")
+    _kill_when(
+        _start(_make_args(reports, tmp_path), log),
+        lambda: (cnn / "checkpoint" / "state.json").exists(),
+        "the first epoch checkpoint",
+    )
     assert not (cnn / "model.json").exists(), "training had already finished: the kill came too late"
     eda = nb / "00_eda.ipynb"
     eda_mtime = eda.stat().st_mtime_ns
 
     # 2. killed in the middle of a notebook write: papermill rewrites its output after every cell
-    _kill_when(_start(_make_args(reports, tmp_path), log), lambda: (nb / ".tmp-error_analysis_cnn.ipynb").exists(),
-               "the error analysis notebook")
+    _kill_when(
+        _start(_make_args(reports, tmp_path), log),
+        lambda: (nb / ".tmp-error_analysis_cnn.ipynb").exists(),
+        "the error analysis notebook",
+    )
     card = json.loads((cnn / "model.json").read_text())
     assert card["resumed"] is True  # training went on from the checkpoint
     card_mtime = (cnn / "model.json").stat().st_mtime_ns

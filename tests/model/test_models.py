@@ -1,5 +1,6 @@
 """emolib.models: parameter counts, staged trainable flags, in-graph preprocessing,
 save/load with safe_mode, weights options. Backbones are built at 32x32 to stay fast."""
+
 from __future__ import annotations
 
 import time
@@ -52,8 +53,8 @@ def _head_trainable(model) -> int:
 
 
 def _bn_trainable(model) -> list[str]:
-    return [l.name for l in backbone_of(model).layers
-            if isinstance(l, keras.layers.BatchNormalization) and l.trainable]
+    bns = [lyr for lyr in backbone_of(model).layers if isinstance(lyr, keras.layers.BatchNormalization)]
+    return [lyr.name for lyr in bns if lyr.trainable]
 
 
 def test_cnn_params_and_output():

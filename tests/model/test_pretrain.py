@@ -3,6 +3,7 @@
 Smoke profile on the synthetic set (all seven classes): the task angry/sad/surprise leaves
 disgust, fear, happy and neutral to pretrain on. One MobileNetV2 backbone is pretrained for the
 module (about a minute on a busy 2-core CPU); the other tests reuse its cache entry."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import pytest
 pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from emolib import config, data, models, pretrain
+from emolib import config, data, models, pretrain  # noqa: E402 - after the importorskip guards
 
 TASK = "angry,sad,surprise"
 OTHERS = ("disgust", "fear", "happy", "neutral")
@@ -52,8 +53,9 @@ def test_pretraining_writes_backbone_weights_and_a_record(cache):
 def test_second_call_reuses_the_cache(cache, synthetic_dir):
     pre = cache["first"]
     before = pre.path.stat().st_mtime_ns
-    again = pretrain.ensure_pretrained(_cfg(synthetic_dir), MODEL, synthetic_dir, cache_dir=cache["dir"],
-                                       progress=False)
+    again = pretrain.ensure_pretrained(
+        _cfg(synthetic_dir), MODEL, synthetic_dir, cache_dir=cache["dir"], progress=False
+    )
     assert again.reused is True and again.key_id == pre.key_id and again.path.stat().st_mtime_ns == before
 
 
@@ -81,8 +83,15 @@ def test_cache_key_changes_with_classes_and_data(cache, synthetic_dir, tmp_path)
 
 def test_fine_tuning_starts_from_the_cached_backbone(cache, synthetic_dir):
     pre = cache["first"]
-    model, info = pretrain.build_model_for_task(_cfg(synthetic_dir), MODEL, synthetic_dir, input_shape=(32, 32, 1),
-                                                n_classes=3, cache_dir=cache["dir"], progress=False)
+    model, info = pretrain.build_model_for_task(
+        _cfg(synthetic_dir),
+        MODEL,
+        synthetic_dir,
+        input_shape=(32, 32, 1),
+        n_classes=3,
+        cache_dir=cache["dir"],
+        progress=False,
+    )
     assert info["weights_used"] == pre.label and info["weights_file"] == str(pre.path.resolve())
     assert info["weights_source"]["kind"] == "disjoint" and info["weights_source"]["reused_from_cache"] is True
     assert info["weights_notes"] == []
@@ -107,8 +116,9 @@ def test_auto_prefers_imagenet_then_disjoint(cache, synthetic_dir, monkeypatch):
 def test_all_classes_leave_nothing_to_pretrain_on(synthetic_dir, tmp_path):
     cfg = _cfg(synthetic_dir, classes="all")
     with pytest.warns(models.WeightsFallbackWarning, match="no other classes to pretrain on"):
-        _, info = pretrain.build_model_for_task(cfg, MODEL, synthetic_dir, input_shape=(32, 32, 1), n_classes=7,
-                                                cache_dir=tmp_path)
+        _, info = pretrain.build_model_for_task(
+            cfg, MODEL, synthetic_dir, input_shape=(32, 32, 1), n_classes=7, cache_dir=tmp_path
+        )
     assert info["weights_used"] == "none" and info["weights_source"]["kind"] == "none"
     assert "RANDOM INIT" in info["weights_notes"][0]
     assert not any(tmp_path.iterdir())  # nothing was pretrained
@@ -116,14 +126,44 @@ def test_all_classes_leave_nothing_to_pretrain_on(synthetic_dir, tmp_path):
 
 def test_command_line_writes_the_record(cache, synthetic_dir, tmp_path, capsys):
     out = tmp_path / "pretrained" / f"{MODEL}.json"
-    rc = pretrain.main(["--model", MODEL, "--profile", "smoke", "--classes", TASK, "--data-dir", str(synthetic_dir),
-                        "--seed", "1", "--weights", "disjoint", "--cache-dir", str(cache["dir"]), "--out", str(out)])
+    rc = pretrain.main(
+        [
+            "--model",
+            MODEL,
+            "--profile",
+            "smoke",
+            "--classes",
+            TASK,
+            "--data-dir",
+            str(synthetic_dir),
+            "--seed",
+            "1",
+            "--weights",
+            "disjoint",
+            "--cache-dir",
+            str(cache["dir"]),
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     record = json.loads(out.read_text())
     assert record["kind"] == "disjoint" and record["weights"] == cache["first"].label
     assert record["reused_from_cache"] is True
-    pretrain.main(["--model", MODEL, "--profile", "smoke", "--data-dir", str(synthetic_dir), "--weights", "none",
-                   "--out", str(out)])
+    pretrain.main(
+        [
+            "--model",
+            MODEL,
+            "--profile",
+            "smoke",
+            "--data-dir",
+            str(synthetic_dir),
+            "--weights",
+            "none",
+            "--out",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text())["kind"] == "none" and "nothing to pretrain" in capsys.readouterr().out
 
 
@@ -132,8 +172,18 @@ def test_training_notebook_fine_tunes_from_the_pretrained_backbone(cache, synthe
     from ..helpers import run_notebook
 
     reports = tmp_path / "reports"
-    run_notebook("10_train.ipynb", tmp_path, profile="smoke", classes=TASK, data_dir=str(synthetic_dir), seed=1,
-                 reports_dir=str(reports), model_name=MODEL, weights="disjoint", pretrain_cache=str(cache["dir"]))
+    run_notebook(
+        "10_train.ipynb",
+        tmp_path,
+        profile="smoke",
+        classes=TASK,
+        data_dir=str(synthetic_dir),
+        seed=1,
+        reports_dir=str(reports),
+        model_name=MODEL,
+        weights="disjoint",
+        pretrain_cache=str(cache["dir"]),
+    )
     card = json.loads((reports / "models" / MODEL / "model.json").read_text())
     assert card["weights_used"] == cache["first"].label
     assert card["weights_source"]["cache_key"] == cache["first"].key_id
@@ -146,8 +196,7 @@ def test_training_notebook_fine_tunes_from_the_pretrained_backbone(cache, synthe
 def test_aux_classes_keep_the_task_splits(synthetic_dir):
     cfg = config.resolve(profile="smoke+aux", classes=TASK, data_dir=synthetic_dir, seed=1)
     assert cfg.profile.aux_classes is True and cfg.profile.name == "smoke+aux"
-    plain = data.prepare(config.resolve(profile="smoke", classes=TASK, data_dir=synthetic_dir, seed=1),
-                         progress=False)
+    plain = data.prepare(config.resolve(profile="smoke", classes=TASK, data_dir=synthetic_dir, seed=1), progress=False)
     aux = data.prepare(cfg, progress=False)
     assert aux.aux_classes == OTHERS and aux.train_classes == tuple(TASK.split(",")) + OTHERS
     assert aux.fingerprint == plain.fingerprint and aux.aux_fingerprint
@@ -166,8 +215,16 @@ def test_model_trained_with_aux_classes_predicts_only_the_task(synthetic_dir, tm
     prepared = data.prepare(cfg, progress=False)
     model = models.build_model("cnn", (48, 48, 1), n_classes=len(prepared.train_classes))
     train_ds, val_ds, _ = pipeline.make_datasets(prepared, image_size=48, batch_size=32, seed=1)
-    result = train.train(model, train_ds, val_ds, cfg.profile.schedule("cnn"), tmp_path, verbose=0,
-                         class_weight=prepared.class_weights(), task_outputs=3)
+    result = train.train(
+        model,
+        train_ds,
+        val_ds,
+        cfg.profile.schedule("cnn"),
+        tmp_path,
+        verbose=0,
+        class_weight=prepared.class_weights(),
+        task_outputs=3,
+    )
     assert 0 <= result.history["val_macro_f1"].iloc[-1] <= 1
     saved = modelfolder.load_model(tmp_path, card={"classes": TASK.split(",")})  # checked: 3 outputs
     x, _ = prepared.split("test")
@@ -203,7 +260,9 @@ def test_pretraining_budgets_per_profile():
     assert smoke.pretrain_epochs == 1 and smoke.pretrain_max_train_per_class == 32
     for name, budget in config.QUICK_PRETRAIN_BUDGET.items():
         p = quick.for_model(name)
-        assert (p.pretrain_epochs, p.pretrain_max_train_per_class) == (budget["pretrain_epochs"],
-                                                                       budget["pretrain_max_train_per_class"])
+        assert (p.pretrain_epochs, p.pretrain_max_train_per_class) == (
+            budget["pretrain_epochs"],
+            budget["pretrain_max_train_per_class"],
+        )
         assert full.for_model(name).pretrain_epochs > p.pretrain_epochs
         assert p.pretrain_stages()[0].trainable == "scratch"

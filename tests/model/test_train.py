@@ -1,6 +1,7 @@
 """emolib.train: smoke training, checkpoint/resume, skipping a finished run, helpers.
 
 The data: 3 classes told apart by mean brightness, 32x32 raw 0..255 pixels."""
+
 from __future__ import annotations
 
 import json
@@ -89,8 +90,17 @@ def test_smoke_train_resume_and_skip(tmp_path, datasets):
 
     seen = _Epochs()
     model2 = build_model("cnn", (SIZE, SIZE, 1), n_classes=3)  # fresh weights: resume must load them
-    res = train(model2, train_ds, val_ds, stages, out, patience=10, verbose=0, callbacks=[seen],
-                class_weight={0: 1.0, 1: 1.0, 2: 1.0})
+    res = train(
+        model2,
+        train_ds,
+        val_ds,
+        stages,
+        out,
+        patience=10,
+        verbose=0,
+        callbacks=[seen],
+        class_weight={0: 1.0, 1: 1.0, 2: 1.0},
+    )
     assert isinstance(res, TrainResult) and res.resumed and not res.skipped
     assert seen.seen == [2, 3]  # continued at initial_epoch 2
     assert res.epochs_per_stage[0]["epochs_run"] == 4
@@ -138,8 +148,15 @@ def test_resume_skips_finished_stage(tmp_path, datasets):
     stages = (Stage("a", "all", 1, 1e-3), Stage("b", "all", 2, 1e-3))
     out = tmp_path / "two"
     with pytest.raises(KeyboardInterrupt):
-        train(build_model("cnn", (SIZE, SIZE, 1)), small, val_ds, stages, out, verbose=0,
-              callbacks=[_InterruptAtGlobal(2)])
+        train(
+            build_model("cnn", (SIZE, SIZE, 1)),
+            small,
+            val_ds,
+            stages,
+            out,
+            verbose=0,
+            callbacks=[_InterruptAtGlobal(2)],
+        )
     state = load_state(out)
     assert state["stage_index"] == 1 and state["epochs_done_in_stage"] == 1
     seen = _Epochs()
@@ -154,11 +171,10 @@ def test_two_stage_backbone(tmp_path, datasets):
     train_ds, val_ds, _, _ = datasets
     model = build_model("mobilenetv2", (SIZE, SIZE, 1), n_classes=3)
     bb = backbone_of(model)
-    bn = next(l for l in bb.layers if isinstance(l, keras.layers.BatchNormalization))
+    bn = next(lyr for lyr in bb.layers if isinstance(lyr, keras.layers.BatchNormalization))
     moving_before = [np.array(bn.moving_mean), np.array(bn.moving_variance)]
     stages = (Stage("head", "head", 1, 1e-3), Stage("top30", "top:30", 1, 1e-4))
-    res = train(model, train_ds.take(2), val_ds, stages, tmp_path / "mnv2", verbose=0,
-                monitor="val_loss")
+    res = train(model, train_ds.take(2), val_ds, stages, tmp_path / "mnv2", verbose=0, monitor="val_loss")
     assert [d["name"] for d in res.epochs_per_stage] == ["head", "top30"]
     head, top = res.epochs_per_stage
     assert head["trainable_params"] < top["trainable_params"] < top["total_params"]
@@ -199,14 +215,28 @@ def test_cosine_stage_follows_curve_and_resumes_on_it(tmp_path, datasets):
     stages = (Stage("train", "all", 5, 2e-3, "cosine"),)
     out = tmp_path / "cos"
     with pytest.raises(KeyboardInterrupt):
-        train(build_model("cnn", (SIZE, SIZE, 1), n_classes=3), small, val_ds, stages, out, patience=10, verbose=0,
-              callbacks=[_Interrupt(2)])
+        train(
+            build_model("cnn", (SIZE, SIZE, 1), n_classes=3),
+            small,
+            val_ds,
+            stages,
+            out,
+            patience=10,
+            verbose=0,
+            callbacks=[_Interrupt(2)],
+        )
     res = train(build_model("cnn", (SIZE, SIZE, 1), n_classes=3), small, val_ds, stages, out, patience=10, verbose=0)
     assert res.resumed and len(res.history) == 5
     np.testing.assert_allclose(res.history["lr"], [cosine_lr(2e-3, e, 5) for e in range(5)], rtol=1e-5)
     with pytest.raises(ValueError, match="lr_schedule"):
-        train(build_model("cnn", (SIZE, SIZE, 1)), small, val_ds, (Stage("x", "all", 1, 1e-3, "linear"),),
-              tmp_path / "bad", verbose=0)
+        train(
+            build_model("cnn", (SIZE, SIZE, 1)),
+            small,
+            val_ds,
+            (Stage("x", "all", 1, 1e-3, "linear"),),
+            tmp_path / "bad",
+            verbose=0,
+        )
     # the plain schedule is another run: its checkpoint is not mistaken for this one
     with pytest.raises(ValueError, match="different schedule"):
         train(build_model("cnn", (SIZE, SIZE, 1)), small, val_ds, (Stage("train", "all", 5, 2e-3),), out, verbose=0)

@@ -1,4 +1,5 @@
 """The training notebook end to end (smoke profile), model cards, stale-run protection, determinism."""
+
 import json
 
 import numpy as np
@@ -12,8 +13,15 @@ from ..code.test_notebooks import run_notebook
 @pytest.mark.slow
 def test_training_notebook_writes_a_complete_model_dir(tmp_path, synthetic_dir):
     reports = tmp_path / "reports"
-    params = dict(profile="smoke", classes="angry,sad,surprise", data_dir=str(synthetic_dir), seed=1,
-                  reports_dir=str(reports), model_name="cnn", weights="auto")
+    params = dict(
+        profile="smoke",
+        classes="angry,sad,surprise",
+        data_dir=str(synthetic_dir),
+        seed=1,
+        reports_dir=str(reports),
+        model_name="cnn",
+        weights="auto",
+    )
     run_notebook("10_train.ipynb", tmp_path, **params)
     out = reports / "models" / "cnn"
     assert {"model.keras", "model.json", "history.csv", "run_key.json"} <= {p.name for p in out.iterdir()}
@@ -38,8 +46,14 @@ def test_a_run_for_other_data_is_cleared(tmp_path):
     other = dict(key, data_fingerprint="bbb")
     assert modelcard.prepare_out_dir(out, other) is True and not (out / "model.keras").exists()
     (out / "model.keras").write_text("trained on bbb")
-    longer = modelcard.run_key(model_name="cnn", cfg=cfg, image_size=48, data_fingerprint="bbb", weights_used="none",
-                               stages=config.get_profile("full").schedule("cnn"))
+    longer = modelcard.run_key(
+        model_name="cnn",
+        cfg=cfg,
+        image_size=48,
+        data_fingerprint="bbb",
+        weights_used="none",
+        stages=config.get_profile("full").schedule("cnn"),
+    )
     assert modelcard.prepare_out_dir(out, longer) is True  # another schedule: start over
 
 
