@@ -10,7 +10,9 @@ folders named like images, pipes, empty files, unicode / newline / non-UTF-8 nam
 * `emolib predict ... --csv` writes one row per image file found (or exits 1 with a
   one-line error);
 * the dataset loaders (`emolib.data`) never raise anything but their clear `DataError`;
-* a decompression bomb is refused by the pixel limit before decoding (a status says so).
+* a decompression bomb is refused by the pixel limit before decoding (a status says so);
+* `emolib.video.predict_video` on cut, byte-flipped, random, header-only and empty video files
+  gives a documented status (`ok`, `no_face`, `blank`, `no_frames`, `unreadable: <reason>`).
 
 The budget comes from the hypothesis profile (tests/conftest.py): small under `make test`,
 large under `make fuzz` (HYPOTHESIS_PROFILE=deep), which also tries larger images.
@@ -420,3 +422,67 @@ def test_data_loaders_never_raise(train_a, train_b, test_a, test_b):
         assert len(problems) == int((~ok).sum()) and all(p["reason"] for p in problems)
         hashes = data.content_hashes(frame)
         assert len(hashes) == len(frame)
+
+
+# -- video files (truncated containers, random bytes, zero frames, odd sizes) ------------------
+VIDEO_STATUSES = ("ok", "no_face", "blank", "no_frames")
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory) -> bytes:
+    """A valid 12-frame 96x72 MJPG AVI (a bright square moving on grey), as bytes."""
+    import cv2
+
+    path = tmp_path_factory.mktemp("clip") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 72))
+    for i in range(12):
+        frame = np.full((72, 96, 3), 90, np.uint8)
+        frame[20:50, 5 + 4 * i : 35 + 4 * i] = 220
+        writer.write(frame)
+    writer.release()
+    return path.read_bytes()
+
+
+@st.composite
+def video_blobs(draw, clip: bytes) -> tuple[bytes, str]:
+    """A valid clip cut anywhere, random bytes, a damaged clip, or an empty file; with a video extension."""
+    kind = draw(st.sampled_from(["cut", "random", "flipped", "empty", "header_only"]))
+    ext = draw(st.sampled_from([".avi", ".mp4", ".mkv", ".mov", ".webm"]))
+    if kind == "cut":
+        data = clip[: draw(st.integers(0, len(clip)))]
+    elif kind == "random":
+        data = draw(st.binary(min_size=1, max_size=4096))
+    elif kind == "flipped":
+        pos = draw(st.lists(st.integers(0, len(clip) - 1), min_size=1, max_size=20))
+        buf = bytearray(clip)
+        for p in pos:
+            buf[p] ^= 0xFF
+        data = bytes(buf)
+    elif kind == "header_only":
+        data = clip[:12]
+    else:
+        data = b""
+    event(f"video:{kind}")
+    return data, ext
+
+
+def test_predict_video_never_raises(predictor, small_clip):
+    """predict_video on damaged and non-video files: a documented status, never an exception."""
+    from emolib import video
+
+    @FEW
+    @given(blob=video_blobs(small_clip))
+    def check(blob):
+        data, ext = blob
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / f"clip{ext}"
+            path.write_bytes(data)
+            r = video.predict_video(predictor, path, progress=False)
+            assert r.status in VIDEO_STATUSES or r.status.startswith("unreadable: "), r.status
+            for row in r.rows:  # frame rows, or one file-level row carrying the file's status
+                if row["frame"] is None:
+                    assert row["status"] == r.status and r.status not in ("ok",), row
+                else:
+                    assert row["status"] in ("ok", "no_face", "blank") and row["frame"] >= 0, row
+
+    check()
