@@ -59,7 +59,7 @@ def test_upload_gives_prediction(voila_url, driver, tiny_reports, tmp_path):
 def test_mixed_upload_messages_and_kernel_alive(voila_url, driver, tiny_reports, tmp_path):
     """Several files at once: good photos get predictions, each bad file its own message (an
     over-limit file too: the 10.5 MB upload passes the websocket), then the page still works."""
-    from tests.code.test_uploads import AUTOGRAPH, header_only_png
+    from tests.helpers import AUTOGRAPH, header_only_png
 
     files = tmp_path / "files"
     files.mkdir()

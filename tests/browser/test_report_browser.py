@@ -8,27 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, severe_errors
+from tests.helpers import run_notebook
+
+from .conftest import severe_errors
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def report_html(tiny_reports, tmp_path_factory) -> Path:
-    import papermill as pm
-
     from emolib.render import render_report
 
     out = tmp_path_factory.mktemp("report")
     executed = out / "40_report.ipynb"
-    pm.execute_notebook(
-        str(ROOT / "notebooks" / "40_report.ipynb"),
-        str(executed),
-        kernel_name="emolib",
-        parameters={"reports_dir": str(tiny_reports), "playground_images": 6, "profile": "smoke"},
-        progress_bar=False,
-        cwd=str(ROOT),
-    )
+    run_notebook("40_report.ipynb", executed, reports_dir=str(tiny_reports), playground_images=6, profile="smoke")
     return render_report(executed, out / "report.html")
 
 

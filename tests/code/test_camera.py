@@ -91,7 +91,7 @@ def test_bad_bytes_give_a_status_and_never_raise(data, status):
 
 
 def test_truncated_jpeg_and_bomb_header(face_jpeg):
-    from tests.code.test_uploads import header_only_png
+    from tests.helpers import header_only_png
 
     h = C.FrameHandler(FakePredictor())
     assert h.handle(1, face_jpeg[: len(face_jpeg) // 3])["status"].startswith("unreadable: corrupt or truncated")
@@ -375,7 +375,7 @@ def test_analyse_video_removes_the_temp_file_on_errors(fake_video, tmp_path, mon
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from tests.code.test_predict import make_model_dir
+    from tests.helpers import make_model_dir
 
     return make_model_dir(tmp_path_factory.mktemp("models") / "tiny")
 
@@ -395,7 +395,7 @@ def test_playground_camera_and_video_tabs(model_dir, face_jpeg, hopper_mp4, fake
     import ipywidgets as w
 
     from emolib import playground
-    from tests.code.test_uploads import entry
+    from tests.helpers import entry
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     ui = playground.app(model_dir)

@@ -268,7 +268,7 @@ def test_wild_faces_detection_rate():
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     pytest.importorskip("keras")
-    from tests.code.test_predict import make_model_dir
+    from tests.helpers import make_model_dir
 
     return make_model_dir(tmp_path_factory.mktemp("models") / "tiny")
 
@@ -376,7 +376,8 @@ def test_playground_detector_dropdown_reaches_predict(model_dir, hopper_path, fi
     import ipywidgets as w
 
     from emolib import playground
-    from tests.code.test_uploads import _widgets, entry
+    from tests.helpers import entry
+    from tests.helpers import upload_widgets as _widgets
 
     ui = playground.app(model_dir)
     upload, out, _ = _widgets(ui)

@@ -16,27 +16,7 @@ cbook = pytest.importorskip("matplotlib.cbook")
 
 from emolib import predict as P  # noqa: E402
 from emolib.images import read_image  # noqa: E402
-
-CLASSES = ["angry", "sad", "surprise"]
-
-
-def make_model_dir(path: Path, classes=CLASSES, size: int = 48) -> Path:
-    """A tiny stand-in for a trained model: raw pixels in, softmax out, with a card."""
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((size, size, 1))
-    x = keras.layers.Rescaling(1 / 255.0)(inp)
-    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    out = keras.layers.Dense(len(classes), activation="softmax")(x)
-    model = keras.Model(inp, out)
-    k, b = model.layers[-1].get_weights()
-    model.layers[-1].set_weights([k * 4, b])  # decisive outputs, not near-uniform ones
-    path.mkdir(parents=True, exist_ok=True)
-    model.save(path / "model.keras")
-    (path / "model.json").write_text(
-        json.dumps({"model_name": "tiny", "classes": list(classes), "input_shape": [size, size, 1]})
-    )
-    return path
+from tests.helpers import CLASSES, face_crop, make_model_dir  # noqa: E402, F401 - shared stand-ins
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +32,6 @@ def predictor(model_dir):
 @pytest.fixture(scope="module")
 def hopper_path() -> str:
     return cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-
-
-def face_crop(seed: int = 0, size: int = 48) -> np.ndarray:
-    """A smooth, asymmetric 48x48 'face crop' (a flip changes it)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    img = 120 + 80 * np.sin(6 * xx + seed) * np.cos(3 * yy) + 60 * xx + rng.normal(0, 8, (size, size))
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ keras = pytest.importorskip("keras")
 
 from emolib import checks, cli, images  # noqa: E402
 from emolib import predict as P  # noqa: E402
-from tests.code.test_predict import CLASSES, face_crop, make_model_dir  # noqa: E402
+from tests.helpers import CLASSES, face_crop, make_model_dir  # noqa: E402
 
 HEADER = P.csv_columns(CLASSES)
 

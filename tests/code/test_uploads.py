@@ -4,10 +4,7 @@ predicted, nothing raised out of the widget callback, nothing written to disk.""
 from __future__ import annotations
 
 import io
-import struct
 import tempfile
-import zlib
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,7 @@ import pytest
 from PIL import Image
 
 from emolib import uploads as U
+from tests.helpers import AUTOGRAPH, entry, header_only_png, make_model_dir, upload_widgets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,37 +23,11 @@ def png_bytes(arr: np.ndarray, mode: str | None = None) -> bytes:
     return buf.getvalue()
 
 
-def header_only_png(width: int, height: int) -> bytes:
-    """A ~100-byte PNG whose header claims width x height 8-bit gray pixels (a decompression bomb
-    as far as any reader that trusts the header is concerned)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
 def crop(seed: int = 0, size: int = 48) -> np.ndarray:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
     img = 120 + 80 * np.sin(6 * xx + seed) * np.cos(3 * yy) + 60 * xx + rng.normal(0, 8, (size, size))
     return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def entry(name: str, content: bytes, type_: str = "image/png") -> dict:
-    """One file as ipywidgets 8's FileUpload gives it (content is a memoryview)."""
-    return {
-        "name": name,
-        "type": type_,
-        "size": len(content),
-        "content": memoryview(content),
-        "last_modified": datetime(2024, 1, 1, tzinfo=timezone.utc),
-    }
 
 
 # -- check_uploads: count, sizes ---------------------------------------------------------------
@@ -147,18 +119,11 @@ keras = pytest.importorskip("keras")
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    from tests.code.test_predict import make_model_dir
-
     return make_model_dir(tmp_path_factory.mktemp("models") / "tiny")
 
 
 def _tree(path: Path) -> set[tuple[str, int]]:
     return {(str(p.relative_to(path)), p.stat().st_mtime_ns) for p in path.rglob("*")} if path.is_dir() else set()
-
-
-# TensorFlow's autograph writes the converted source of a tf.function it traces (the predictor's
-# forward pass: once per model, not per upload) to the temp folder, and deletes it at exit.
-AUTOGRAPH = "__autograph_generated_file"
 
 
 def temp_files(tmp: Path) -> list[str]:
@@ -181,26 +146,10 @@ def no_files_written(tmp_path, monkeypatch) -> Path:
     assert _tree(ROOT / "reports") == reports
 
 
-def _widgets(ui):
-    import ipywidgets as w
-
-    def walk(x):
-        yield x
-        for c in getattr(x, "children", ()):
-            yield from walk(c)
-
-    found = list(walk(ui))
-    upload = next(x for x in found if isinstance(x, w.FileUpload))
-    out = next(x for x in found if "emolib-output" in x._dom_classes)
-    panel = next(x for x in found if out in getattr(x, "children", ()))  # the Photos tab
-    status = [x for x in panel.children if isinstance(x, w.HTML)][-2]  # status, then out
-    return upload, out, status
-
-
 def test_mixed_upload_in_the_widget(model_dir, no_files_written):
     from emolib import playground
 
-    upload, out, status = _widgets(playground.app(model_dir))
+    upload, out, status = upload_widgets(playground.app(model_dir))
     blank = png_bytes(np.full((300, 400), 210, np.uint8))
     rgba = png_bytes(np.dstack([crop(3)] * 3 + [np.full((48, 48), 200, np.uint8)]), "RGBA")
     value = [
@@ -243,7 +192,7 @@ def test_mixed_upload_in_the_widget(model_dir, no_files_written):
 def test_sixty_files_at_once(model_dir, no_files_written):
     from emolib import playground
 
-    upload, out, status = _widgets(playground.app(model_dir))
+    upload, out, status = upload_widgets(playground.app(model_dir))
     upload.value = [entry(f"face{i:02d}.png", png_bytes(crop(i))) for i in range(60)]
     assert "10 file(s) dropped: at most 50 files per upload" in out.value
     assert out.value.count(" 1 face(s)") == 50 and "face49.png" in out.value and "face50.png" not in out.value
@@ -253,7 +202,7 @@ def test_sixty_files_at_once(model_dir, no_files_written):
 def test_callback_never_raises(model_dir, no_files_written, monkeypatch):
     from emolib import playground
 
-    upload, out, status = _widgets(playground.app(model_dir))
+    upload, out, status = upload_widgets(playground.app(model_dir))
     real = playground.analyse
 
     def flaky(name, *a, **k):

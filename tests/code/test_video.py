@@ -18,7 +18,7 @@ cbook = pytest.importorskip("matplotlib.cbook")
 
 from emolib import cli, video  # noqa: E402
 from emolib.predict import iter_image_paths, load_predictor  # noqa: E402
-from tests.code.test_predict import make_model_dir  # noqa: E402
+from tests.helpers import make_model_dir  # noqa: E402
 
 FPS = 30.0
 FACE_W = 110  # Haar finds grace_hopper reliably at this width on a 320x240 canvas

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from emolib import config, modelcard
-
-from ..code.test_notebooks import run_notebook
+from tests.helpers import run_notebook
 
 
 @pytest.mark.slow
