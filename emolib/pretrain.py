@@ -440,11 +440,18 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = data_mod.resolve_data_dir(cfg.data_dir, profile=cfg.profile, seed=cfg.seed)
     except (ValueError, data_mod.DataError) as e:
         parser.exit(2, f"error: {e}\n")
+    from .models import WeightsFallbackWarning
+
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        # Only the weights decision is always shown; other warnings keep their usual filters (a
+        # library's DeprecationWarning raised per batch would otherwise print thousands of times).
+        warnings.simplefilter("always", WeightsFallbackWarning)
         choice = resolve_weights(cfg, args.model, data_dir, cache_dir=args.cache_dir)
     for w in caught:
-        print(f"[pretrain] WARNING: {w.message}", flush=True)
+        if issubclass(w.category, WeightsFallbackWarning):
+            print(f"[pretrain] WARNING: {w.message}", flush=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     record = {"model": args.model, "weights_requested": args.weights, "created": now_iso(), **choice.source()}
     record.pop("key", None)
     atomic_write_json(args.out, record)

@@ -266,3 +266,24 @@ def test_pretraining_budgets_per_profile():
         )
         assert full.for_model(name).pretrain_epochs > p.pretrain_epochs
         assert p.pretrain_stages()[0].trainable == "scratch"
+
+
+def test_main_prints_the_weights_decision_not_library_noise(tmp_path, synthetic_dir, monkeypatch, capsys):
+    """`make pretrain` shows each weights fallback once; a DeprecationWarning raised per batch by a
+    library must not be printed thousands of times (it keeps Python's usual filters)."""
+    import warnings
+
+    real = pretrain.resolve_weights
+
+    def noisy(cfg, model_name, data_dir, cache_dir=None):
+        for _ in range(50):
+            warnings.warn("__array__ implementation doesn't accept a copy keyword", DeprecationWarning, stacklevel=1)
+        warnings.warn("weights='auto': ImageNet weights unavailable", models.WeightsFallbackWarning, stacklevel=1)
+        return real(cfg, model_name, data_dir, cache_dir=cache_dir)
+
+    monkeypatch.setattr(pretrain, "resolve_weights", noisy)
+    args = ["--model", "mobilenetv2", "--profile", "smoke", "--data-dir", str(synthetic_dir), "--weights", "none"]
+    assert pretrain.main([*args, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "rec.json")]) == 0
+    printed = capsys.readouterr()
+    text = printed.out + printed.err
+    assert text.count("[pretrain] WARNING") == 1 and "copy keyword" not in text
