@@ -93,7 +93,9 @@ def make_dataset(
 
         # Random ops: under op determinism tf.data runs this map sequentially anyway, by a rewrite that logs a
         # spurious NodeDef error (emolib/quiet.py); asking for the sequential map directly gives the same batches.
-        ds = ds.map(apply, num_parallel_calls=None if _op_determinism() else tf.data.AUTOTUNE, deterministic=True)
+        # (`deterministic` only means something for a parallel map: passing it to the sequential one warns.)
+        parallel = {} if _op_determinism() else {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
+        ds = ds.map(apply, **parallel)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
