@@ -24,11 +24,10 @@ def configure(*, synthetic: bool, figures_dir: str | Path = "reports/figures") -
     sns.set_theme(style="whitegrid", context="notebook")
 
 
-def save(fig: plt.Figure, name: str) -> Path:
-    """Stamp (if synthetic) and save a figure as reports/figures/<name>.png, atomically."""
-    from .runinfo import atomic_path
-
-    if _state["synthetic"] and not getattr(fig, "_emolib_stamped", False):
+def stamp_synthetic(fig: plt.Figure) -> plt.Figure:
+    """Write SYNTHETIC DATA across a figure (once), so a figure made from generated faces is never
+    mistaken for a result."""
+    if not getattr(fig, "_emolib_stamped", False):
         fig.text(
             0.5,
             0.5,
@@ -43,6 +42,15 @@ def save(fig: plt.Figure, name: str) -> Path:
             zorder=100,
         )
         fig._emolib_stamped = True
+    return fig
+
+
+def save(fig: plt.Figure, name: str) -> Path:
+    """Stamp (if synthetic) and save a figure as reports/figures/<name>.png, atomically."""
+    from .runinfo import atomic_path
+
+    if _state["synthetic"]:
+        stamp_synthetic(fig)
     path = _state["figures_dir"] / f"{name}.png"
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")

@@ -346,20 +346,9 @@ def _history_figure(name: str, hist: pd.DataFrame, synthetic: bool = False):
             for ax in axes:
                 ax.axvline(b - 0.5, color="grey", lw=0.8)
     if synthetic:
-        from .plots import SYNTHETIC_STAMP
+        from .plots import stamp_synthetic
 
-        fig.text(
-            0.5,
-            0.5,
-            SYNTHETIC_STAMP,
-            ha="center",
-            va="center",
-            fontsize=18,
-            color="red",
-            alpha=0.25,
-            rotation=15,
-            transform=fig.transFigure,
-        )
+        stamp_synthetic(fig)
     fig.tight_layout()
     return fig
 

@@ -373,13 +373,6 @@ def test_analyse_video_removes_the_temp_file_on_errors(fake_video, tmp_path, mon
 # -- the playground's tabs, with a real (tiny) model ------------------------------------
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from tests.helpers import make_model_dir
-
-    return make_model_dir(tmp_path_factory.mktemp("models") / "tiny")
-
-
 def _walk(x):
     yield x
     for c in getattr(x, "children", ()):

@@ -46,11 +46,6 @@ def crop(seed: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return make_model_dir(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
     """2 face crops, 1 photo with one face, 1 with three faces, 1 unreadable, 1 non-image."""
     d = tmp_path_factory.mktemp("photos")

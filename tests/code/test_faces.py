@@ -265,14 +265,6 @@ def test_wild_faces_detection_rate():
 
 
 # -- the choice reaches the API, the command line and the playground ------------------------------
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    pytest.importorskip("keras")
-    from tests.helpers import make_model_dir
-
-    return make_model_dir(tmp_path_factory.mktemp("models") / "tiny")
-
-
 @pytest.fixture
 def hopper_path() -> str:
     return cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)

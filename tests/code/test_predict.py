@@ -20,16 +20,6 @@ from tests.helpers import CLASSES, face_crop, make_model_dir  # noqa: E402, F401
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return make_model_dir(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def predictor(model_dir):
-    return P.load_predictor(model_dir)
-
-
-@pytest.fixture(scope="module")
 def hopper_path() -> str:
     return cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
 

@@ -17,19 +17,9 @@ keras = pytest.importorskip("keras")
 
 from emolib import checks, cli, images  # noqa: E402
 from emolib import predict as P  # noqa: E402
-from tests.helpers import CLASSES, face_crop, make_model_dir  # noqa: E402
+from tests.helpers import CLASSES, face_crop  # noqa: E402
 
 HEADER = P.csv_columns(CLASSES)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return make_model_dir(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def predictor(model_dir):
-    return P.load_predictor(model_dir)
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from emolib import uploads as U
-from tests.helpers import AUTOGRAPH, entry, header_only_png, make_model_dir, upload_widgets
+from tests.helpers import AUTOGRAPH, entry, header_only_png, upload_widgets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,11 +115,6 @@ def test_odd_modes_decode_to_gray():
 
 # -- the widget: the callback, the page, the disk --------------------------------------------------
 keras = pytest.importorskip("keras")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return make_model_dir(tmp_path_factory.mktemp("models") / "tiny")
 
 
 def _tree(path: Path) -> set[tuple[str, int]]:

@@ -17,21 +17,10 @@ keras = pytest.importorskip("keras")
 cbook = pytest.importorskip("matplotlib.cbook")
 
 from emolib import cli, video  # noqa: E402
-from emolib.predict import iter_image_paths, load_predictor  # noqa: E402
-from tests.helpers import make_model_dir  # noqa: E402
+from emolib.predict import iter_image_paths  # noqa: E402
 
 FPS = 30.0
 FACE_W = 110  # Haar finds grace_hopper reliably at this width on a 320x240 canvas
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return make_model_dir(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def predictor(model_dir):
-    return load_predictor(model_dir)
 
 
 @pytest.fixture(scope="module")
