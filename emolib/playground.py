@@ -148,11 +148,13 @@ def analyse(
     boxes: list = []
     status = "ok"
     for mname, pred in predictors.items():
-        crops, bad = pred._prepare(gray, faces, name, detector=detector, align=align)  # the crops predict() would use
+        crops, bad = pred.prepare_faces(
+            gray, faces, name, detector=detector, align=align
+        )  # the crops predict() would use
         if bad is not None:
             status = bad.status
             continue
-        probs = pred.predict_arrays(np.stack([c for _, c in crops]))
+        probs = pred.score_rows(np.stack([c for _, c in crops]))  # with p_other when the model has a head
         if not boxes:
             boxes = [b for b, _ in crops]
         while len(per_face) < len(crops):
@@ -164,7 +166,7 @@ def analyse(
             except Exception:  # noqa: BLE001 - Grad-CAM is an extra
                 maps = None
         for i, ((box, crop), p) in enumerate(zip(crops, probs)):
-            res = pred._result(p, i, box, name)
+            res = pred.face_result(p, i, box, name)
             per_face[i][mname] = {
                 "result": res,
                 "cam": overlay(crop, maps[i]) if maps is not None else None,

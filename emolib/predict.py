@@ -289,13 +289,13 @@ class Predictor:
         """
         return self.predict_scores(x, tta=tta, batch_size=batch_size)[0]
 
-    def _scores(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Rows for `_result`: the probabilities, plus p_other as one more column when there is a head."""
+    def score_rows(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Rows for `face_result`: the probabilities, plus p_other as one more column when there is a head."""
         probs, other = self.predict_scores(x, batch_size=batch_size)
         return probs if other is None else np.concatenate([probs, other[:, None]], axis=1)
 
     # -- images ------------------------------------------------------------------
-    def _prepare(
+    def prepare_faces(
         self,
         source: Any,
         faces: str,
@@ -305,7 +305,9 @@ class Predictor:
         detector: str = _faces.DEFAULT_DETECTOR,
         align: bool = True,
     ) -> tuple[list[tuple[Any, np.ndarray]], FaceResult | None]:
-        """Read and detect: ([(box, (S,S) uint8 crop), ...], None) or ([], status row).
+        """Read and detect, as `predict` does before the network: ([(box, (S,S) uint8 crop), ...], None),
+        or ([], status row) for an unreadable, faceless or blank image. Public for callers that show
+        the crops themselves (the playground's Grad-CAM).
 
         With `blank`, crops that are all near-blank (at the model's input size) give a
         'blank' status row instead of a prediction. `detector` and `align`: see `predict`.
@@ -326,8 +328,8 @@ class Predictor:
             return [], FaceResult(None, None, None, None, {}, STATUS_BLANK, name)
         return crops, None
 
-    def _result(self, probs: np.ndarray, face: int, box, name: str | None) -> FaceResult:
-        """A FaceResult from one row of `_scores` (probabilities [+ p_other]) or of `predict_arrays`."""
+    def face_result(self, probs: np.ndarray, face: int, box, name: str | None) -> FaceResult:
+        """A FaceResult from one row of `score_rows` (probabilities [+ p_other]) or of `predict_arrays`."""
         n = len(self.classes)
         other = float(probs[n]) if len(probs) > n else None
         probs = probs[:n]
@@ -369,11 +371,11 @@ class Predictor:
         _faces.check_face_mode(faces)
         detector = _faces.check_detector(detector)
         name = str(image) if isinstance(image, (str, os.PathLike)) else None
-        crops, status = self._prepare(image, faces, name, blank=detect_blank, detector=detector, align=align)
+        crops, status = self.prepare_faces(image, faces, name, blank=detect_blank, detector=detector, align=align)
         if status is not None:
             return [status]
-        probs = self._scores(np.stack([c for _, c in crops]))
-        return [self._result(p, i, box, name) for i, ((box, _), p) in enumerate(zip(crops, probs))]
+        probs = self.score_rows(np.stack([c for _, c in crops]))
+        return [self.face_result(p, i, box, name) for i, ((box, _), p) in enumerate(zip(crops, probs))]
 
     def predict_batch(
         self,
@@ -404,9 +406,9 @@ class Predictor:
         def flush() -> None:
             if not pending:
                 return
-            probs = self._scores(np.stack([p[4] for p in pending]), batch_size=batch_size)
+            probs = self.score_rows(np.stack([p[4] for p in pending]), batch_size=batch_size)
             for (row, face, box, name, _), pr in zip(pending, probs):
-                rows[row] = self._result(pr, face, box, name)
+                rows[row] = self.face_result(pr, face, box, name)
             pending.clear()
 
         bar = None
@@ -417,7 +419,9 @@ class Predictor:
         try:
             for i, item in enumerate(items):
                 name = _describe(item, i)
-                crops, status = self._prepare(item, faces, name, blank=detect_blank, detector=detector, align=align)
+                crops, status = self.prepare_faces(
+                    item, faces, name, blank=detect_blank, detector=detector, align=align
+                )
                 if status is not None:
                     rows.append(status)
                 for face, (box, crop) in enumerate(crops):

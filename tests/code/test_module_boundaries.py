@@ -70,3 +70,23 @@ def test_the_checker_sees_both_forms(tmp_path):
         "from emolib.report import __doc__\nx = ev._json_float(1.0)\ny = ev.nll\n"
     )
     assert private_imports(f) == ["mod.py:1: from .evaluate import _macro_f1", "mod.py:4: ev._json_float"]
+
+
+# Private attributes read through another object (`pred._prepare(...)`): allowed only where the
+# attribute is emolib's own marker on a third-party object.
+OWN_MARKERS = {"fig._emolib_stamped"}
+
+
+def test_no_private_attribute_of_another_object_is_used():
+    found = []
+    for path in sorted(PACKAGE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and _is_private(node.attr)
+                and isinstance(node.value, ast.Name)
+                and node.value.id not in ("self", "cls")
+                and f"{node.value.id}.{node.attr}" not in OWN_MARKERS
+            ):
+                found.append(f"{path.name}:{node.lineno}: {node.value.id}.{node.attr}")
+    assert found == []
