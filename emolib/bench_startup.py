@@ -3,9 +3,11 @@
 `make bench` calls `run` (from `emolib.bench.main`), which writes ``reports/bench/startup.json``.
 Each measurement spawns a fresh ``python -m emolib.cli predict IMAGE`` (nothing imported or
 cached in this process counts) and takes its wall time and peak resident memory; the memory
-comes from ``os.wait4`` for that one child (``getrusage(RUSAGE_CHILDREN)`` would give the
-largest of all children so far). Inputs: one 48x48 FER2013 test crop (used whole) and a real
-photo, matplotlib's ``grace_hopper.jpg`` (Haar face detection first).
+is the child's own high-water mark (``VmHWM`` of /proc/self/status, written by the child at
+exit): ``ru_maxrss`` from ``os.wait4`` would also count the copy of this (large) benchmark
+process that the child is between fork and exec, and read ~2 GB inside ``make bench``.
+Inputs: one 48x48 FER2013 test crop (used whole) and a real photo, matplotlib's
+``grace_hopper.jpg`` (face detection with the default detector first).
 
 For comparison the same image goes through the Keras backend in a fresh process
 (``load_predictor(backend='keras')``: what ``emolib predict`` cost before LiteRT), and the
@@ -42,9 +44,39 @@ print("TENSORFLOW_IMPORTED", "tensorflow" in sys.modules, "KERAS_IMPORTED", "ker
 """
 
 
+# Prepended to the child's program: at exit it reports the peak RSS of its own address space
+# (VmHWM starts afresh at exec, unlike ru_maxrss, which keeps the forked parent's copy).
+HWM_MARKER = "EMOLIB_VMHWM_KB"
+HWM_PRELUDE = f"""
+import atexit as _atexit, sys as _sys
+def _emolib_hwm():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                _sys.stderr.write("{HWM_MARKER} " + line.split()[1] + "\\n")
+_atexit.register(_emolib_hwm)
+"""
+RUN_MODULE = """
+import runpy
+_mod = sys.argv[1]
+sys.argv = [_mod, *sys.argv[2:]]
+runpy.run_module(_mod, run_name="__main__", alter_sys=True)
+"""
+
+
+def _with_hwm_report(args: list[str]) -> list[str]:
+    """The same command with the child reporting its own peak RSS (Linux; elsewhere unchanged)."""
+    if not Path("/proc/self/status").is_file() or len(args) < 3 or args[1] not in ("-m", "-c"):
+        return args
+    if args[1] == "-m":
+        return [args[0], "-c", HWM_PRELUDE + "import sys\n" + RUN_MODULE, *args[2:]]
+    return [args[0], "-c", HWM_PRELUDE + args[2], *args[3:]]
+
+
 def spawn_measured(args: list[str], timeout: float = 300.0) -> dict:
-    """Run one child process: its wall time (s), its own peak RSS (MB, from os.wait4), exit status and output."""
+    """Run one child process: its wall time (s), its own peak RSS (MB), exit status and output."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    args = _with_hwm_report(args)
     with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
         t0 = time.perf_counter()
         proc = subprocess.Popen(args, stdout=fo, stderr=fe, env=env, text=True)
@@ -63,8 +95,12 @@ def spawn_measured(args: list[str], timeout: float = 300.0) -> dict:
         fo.seek(0)
         fe.seek(0)
         out, err = fo.read(), fe.read()
-    # ru_maxrss is in kilobytes on Linux (bytes on macOS)
-    peak_mb = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    hwm = [line.split()[1] for line in err.splitlines() if line.startswith(HWM_MARKER)]
+    err = "".join(line + "\n" for line in err.splitlines() if not line.startswith(HWM_MARKER))
+    if hwm:
+        peak_mb = int(hwm[-1]) / 1024
+    else:  # no /proc: ru_maxrss, in kilobytes on Linux, bytes on macOS
+        peak_mb = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
     # CPU seconds (user + system) depend less on what else runs on the machine than wall time does
     return {
         "wall_s": wall,
