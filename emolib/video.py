@@ -17,7 +17,7 @@ Any file OpenCV (FFmpeg) can read works. How a clip goes through:
    or after each 1/F-second step). Times come from the container's timestamps
    (``CAP_PROP_POS_MSEC``), so a variable-frame-rate clip gets true times; where a container gives
    none, frame index / nominal frame rate.
-3. **Faces.** The detector (`emolib.faces.find_faces`, `detector=None` is the library default) runs
+3. **Faces.** The detector (`emolib.faces.detect`, `detector=None` is the library default) runs
    on a copy downscaled to at most `detect_max_side` (640) pixels, on the first sampled frame and
    then whenever `detect_interval_s` (0.2 s) has passed; in between, each face's box follows its
    track's velocity. `emolib.tracking.IouTracker` gives faces stable ids across frames (a new id when
@@ -467,9 +467,12 @@ def _int_box(box: Sequence[float], width: int, height: int) -> tuple[int, int, i
 
 
 def _detect(gray: np.ndarray, detector: Any) -> list[tuple[int, int, int, int]]:
-    """Face boxes from emolib.faces (the `detector` passes through when one is given)."""
-    kwargs = {} if detector is None else {"detector": detector}
-    return [tuple(box) for box, _ in _faces.find_faces(gray, "on", **kwargs) if box is not None]
+    """Face boxes from emolib.faces (the library default detector when `detector` is None).
+
+    Boxes only: the crops are cut later from the tracked boxes, so `find_faces`' aligned crops
+    would be computed and thrown away on every detection frame.
+    """
+    return [tuple(face.box) for face in _faces.detect(gray, detector or _faces.DEFAULT_DETECTOR)]
 
 
 def _remove_stale_temps(folder: Path) -> None:
@@ -674,7 +677,7 @@ def predict_video(
     """Emotions of the faces in one video file (see the module docstring for the steps and outputs).
 
     every / fps: sample every N-th frame / about F frames per second (default: every frame).
-    detector: passed on to `emolib.faces.find_faces` (None: the library default).
+    detector: passed on to `emolib.faces.detect` (None: the library default).
     smoothing_s: EMA time constant of each track's probabilities (0: none).
     out_dir: write frames.csv, tracks.json, timeline_track<id>.png (with `timeline`) and, with
         `annotate`, annotated.mp4 there, atomically; None writes nothing.
