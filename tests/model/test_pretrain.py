@@ -81,7 +81,8 @@ def test_cache_key_changes_with_classes_and_data(cache, synthetic_dir, tmp_path)
     assert pretrain.key_id(quick) != pre.key_id
 
 
-def test_fine_tuning_starts_from_the_cached_backbone(cache, synthetic_dir):
+def test_fine_tuning_starts_from_the_cached_backbone(cache, synthetic_dir, monkeypatch):
+    monkeypatch.setattr(pretrain, "MIN_PRETRAIN_MARGIN", -1.0)  # one smoke epoch need not beat guessing
     pre = cache["first"]
     model, info = pretrain.build_model_for_task(
         _cfg(synthetic_dir),
@@ -103,6 +104,7 @@ def test_fine_tuning_starts_from_the_cached_backbone(cache, synthetic_dir):
 
 def test_auto_prefers_imagenet_then_disjoint(cache, synthetic_dir, monkeypatch):
     cfg = _cfg(synthetic_dir, weights="auto")
+    monkeypatch.setattr(pretrain, "MIN_PRETRAIN_MARGIN", -1.0)  # whatever one smoke epoch learned counts here
     monkeypatch.setattr(pretrain, "_imagenet_error", lambda name, size: None)
     assert pretrain.resolve_weights(cfg, MODEL, synthetic_dir, cache_dir=cache["dir"]).kind == "imagenet"
     monkeypatch.setattr(pretrain, "_imagenet_error", lambda name, size: "no network. Details")
@@ -111,6 +113,34 @@ def test_auto_prefers_imagenet_then_disjoint(cache, synthetic_dir, monkeypatch):
     assert choice.kind == "disjoint" and choice.label == cache["first"].label
     assert "no network" in choice.notes[0]
     assert pretrain.resolve_weights(cfg, "cnn", synthetic_dir).kind == "none"  # the CNN has no backbone
+
+
+def test_pretraining_that_did_not_learn_is_not_used_by_auto(cache, synthetic_dir, monkeypatch):
+    """A backbone whose pretraining ended at guessing level is no transfer source: 'auto' starts from random
+    init and says why; 'disjoint' uses it as asked, with a warning."""
+    score = cache["first"].info["val_macro_f1"]
+    monkeypatch.setattr(pretrain, "_imagenet_error", lambda name, size: "no network. Details")
+    monkeypatch.setattr(pretrain, "MIN_PRETRAIN_MARGIN", 1.0)  # a bar no run can pass: 1/4 + 1
+    with pytest.warns(models.WeightsFallbackWarning, match="did NOT learn"):
+        auto = pretrain.resolve_weights(
+            _cfg(synthetic_dir, weights="auto"), MODEL, synthetic_dir, cache_dir=cache["dir"], progress=False
+        )
+    assert auto.kind == "none" and auto.weights == "none" and auto.pretrained is None
+    assert f"{score:.3f}" in auto.notes[-1] and "RANDOM INIT" in auto.notes[-1]
+    assert cache["first"].key_id in auto.notes[-1]  # which cached run was refused
+    with pytest.warns(models.WeightsFallbackWarning, match="used as asked"):
+        asked = pretrain.resolve_weights(_cfg(synthetic_dir), MODEL, synthetic_dir, cache_dir=cache["dir"])
+    assert asked.kind == "disjoint" and asked.label == cache["first"].label
+
+
+def test_pretraining_learned_compares_with_guessing(monkeypatch):
+    monkeypatch.setattr(pretrain, "MIN_PRETRAIN_MARGIN", 0.05)
+    four = ["disgust", "fear", "happy", "neutral"]
+    assert pretrain.pretraining_learned({"classes": four, "val_macro_f1": 0.2498})[0] is False  # VGG16, quick
+    assert pretrain.pretraining_learned({"classes": four, "val_macro_f1": 0.31})[0] is True
+    assert pretrain.pretraining_learned({"classes": four[:2], "val_macro_f1": 0.52})[0] is False  # 1/2 + 0.05
+    learned, why = pretrain.pretraining_learned({"classes": four, "val_macro_f1": None})
+    assert learned is False and "no validation" in why
 
 
 def test_all_classes_leave_nothing_to_pretrain_on(synthetic_dir, tmp_path):
@@ -266,6 +296,10 @@ def test_pretraining_budgets_per_profile():
         )
         assert full.for_model(name).pretrain_epochs > p.pretrain_epochs
         assert p.pretrain_stages()[0].trainable == "scratch"
+        assert p.pretrain_recipe()["early_stopping"] is None  # the cosine budget runs to its end
+    # VGG16 (no BatchNorm) pretrains at a tenth of the rate in every profile that pretrains it for real
+    assert quick.for_model("vgg16").pretrain_learning_rate == full.for_model("vgg16").pretrain_learning_rate == 1e-4
+    assert quick.for_model("resnet50").pretrain_learning_rate == 1e-3
 
 
 def test_main_prints_the_weights_decision_not_library_noise(tmp_path, synthetic_dir, monkeypatch, capsys):
