@@ -28,6 +28,7 @@ import pandas as pd
 
 from . import metrics as M
 from .config import parse_classes
+from .error_analysis import prediction_file
 
 SPLITS = ("val", "test")
 
@@ -86,7 +87,7 @@ def model_row(model_dir: str | Path, task: Sequence[str], *, tta: bool = False) 
             train_time_s=info.get("wall_time_s"),
         )
     for split in SPLITS:
-        path = model_dir / f"{split}_predictions{'_tta' if tta else ''}.csv"
+        path = prediction_file(model_dir, split, tta)
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path} is missing: run the model's error analysis first (notebook 20, `make evaluate`)"
