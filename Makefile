@@ -9,7 +9,7 @@ WEIGHTS  ?= auto
 TF_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 
 # Models to train and compare (make -j runs them in parallel).
-MODELS   ?= cnn vgg16 resnet50 mobilenetv2
+MODELS   ?= cnn vgg16 resnet50 mobilenetv2 deepcnn
 
 PYTHON   ?= python3
 VENV     := .venv

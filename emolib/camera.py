@@ -67,7 +67,8 @@ def analyse_frame(
 ) -> dict:
     """One camera frame (JPEG/PNG bytes) -> {"status", "width", "height", "faces": [...], "classes"}.
 
-    Each face is {"box": [x, y, w, h] in pixels of the frame, "emotion", "confidence", "probs": {class: p}},
+    Each face is {"box": [x, y, w, h] in pixels of the frame, "emotion", "confidence", "probs": {class: p}}
+    (plus "p_other" when the model has an 'other' head; emotion 'other' above its threshold),
     largest first (a face used whole, faces='off', gets the whole frame as its box). status: 'ok',
     'no_face', 'blank' (every face crop near-blank) or 'unreadable: <reason>' (too large, not an
     image, corrupt, ...). Faces are searched for by default ('on'): a webcam frame is no face
@@ -106,21 +107,16 @@ def analyse_frame(
     if all(near_blank(c) for c in crops):
         out["status"] = STATUS_BLANK
         return out
-    probs = predictor.predict_arrays(crops)
-    classes = list(predictor.classes)
+    scores = predictor.score_rows(crops)  # with p_other when the model has an 'other' head
     h, w = gray.shape[:2]
     rows = []
-    for (box, _), p in zip(found, probs):
-        k = int(np.argmax(p))
+    for i, ((box, _), p) in enumerate(zip(found, scores)):
         b = [int(v) for v in box] if box is not None else [0, 0, int(w), int(h)]
-        rows.append(
-            {
-                "box": b,
-                "emotion": classes[k],
-                "confidence": float(p[k]),
-                "probs": {c: float(v) for c, v in zip(classes, p)},
-            }
-        )
+        face = predictor.face_result(p, i, b, None)  # 'other' above the head's threshold
+        row = {"box": b, "emotion": face.emotion, "confidence": float(face.confidence), "probs": face.probabilities}
+        if face.other is not None:
+            row["p_other"] = float(face.other)
+        rows.append(row)
     out["faces"] = sorted(rows, key=lambda r: -r["box"][2] * r["box"][3])
     return out
 

@@ -97,6 +97,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _probability(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in (0, 1], got {text}")
+    return value
+
+
 def _add_video_options(parser: argparse.ArgumentParser) -> None:
     """`predict`'s options for video files (.mp4 .avi .mov .mkv .webm .m4v .mpg ...; see emolib.video)."""
     from .video import DETECT_INTERVAL_S, SMOOTHING_S
@@ -181,6 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-align", action="store_true", help="do not rotate faces to level the eyes (blazeface; haar never aligns)"
+    )
+    p.add_argument(
+        "--other-threshold",
+        type=_probability,
+        default=None,
+        metavar="T",
+        help="answer 'other' (none of the model's classes) from p_other >= T on, instead of the threshold chosen "
+        "on validation; lower T labels more faces 'other' at a cost in accuracy on the classes (the model "
+        "card's other.tradeoff lists thresholds and their measured cost). Models without an 'other' head ignore it",
     )
     _add_inference_options(p, model_help)
     _add_video_options(p)
@@ -274,13 +290,13 @@ def _csv_text(rows, classes: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def _load(model_dir: str | None, tta: bool = False):
+def _load(model_dir: str | None, tta: bool = False, other_threshold: float | None = None):
     """The predictor for --model DIR; without --model the default model, said once on stderr."""
     from .modelfolder import ModelDirError
     from .predict import load_predictor
 
     try:
-        predictor = load_predictor(model_dir, tta=tta)
+        predictor = load_predictor(model_dir, tta=tta, other_threshold=other_threshold)
     except ModelDirError as e:
         raise CliError(str(e)) from None
     if model_dir is None:
@@ -363,7 +379,7 @@ def cmd_predict(args) -> int:
             f"no images to predict in {given} (image extensions: .jpg .jpeg .png .bmp .gif .tif .webp ...; "
             "videos: .mp4 .avi .mov .mkv .webm .m4v .mpg ...)"
         )
-    predictor = _load(args.model, tta=args.tta)
+    predictor = _load(args.model, tta=args.tta, other_threshold=args.other_threshold)
     rows = predictor.predict_batch(
         [str(p) for p in paths],
         faces=args.faces,

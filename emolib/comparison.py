@@ -46,7 +46,7 @@ TTA_SUFFIX = " + TTA"
 
 #: The columns of comparison.csv / the rows of comparison.json, in order (stable schema).
 COMPARISON_COLUMNS: dict[str, str] = {
-    "model": "row name: a model (cnn, vgg16, resnet50, mobilenetv2), an ensemble, a ' + TTA' variant "
+    "model": "row name: a model (cnn, vgg16, resnet50, mobilenetv2, deepcnn), an ensemble, a ' + TTA' variant "
     "or the external reference",
     "kind": "model | ensemble | model_tta | ensemble_tta | external",
     "members": "models whose probabilities are averaged ('+'-joined; the model itself for single models)",

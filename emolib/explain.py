@@ -1,6 +1,6 @@
 """Grad-CAM for emolib models, including ImageNet backbones nested as a sub-model.
 
-The four models take raw grayscale pixels (B, S, S, 1) in 0..255; the transfer models
+The models take raw grayscale pixels (B, S, S, 1) in 0..255; the transfer models
 nest a keras.applications backbone as a layer named 'backbone' (preprocessing layers
 before it, a Dense head after it). Grad-CAM needs the activations of the last
 convolutional stage *inside* that backbone, which `model.get_layer(...)` cannot reach

@@ -213,12 +213,17 @@ class Predictor:
         tta: bool = False,
         backend=None,
         other: bool = True,
+        other_threshold: float | None = None,
     ):
         """`model`: a Keras model (run through `backends.KerasBackend`), or None with a ready `backend`
         (e.g. `backends.LiteRTBackend`). `other`: use the card's 'other' head when there is one (faces
-        showing none of the classes are labelled 'other'); False always picks one of the classes."""
+        showing none of the classes are labelled 'other'); False always picks one of the classes.
+        `other_threshold`: answer 'other' from this p_other on instead of the card's threshold (which
+        was chosen on validation; the card's other.tradeoff lists stricter ones and their cost)."""
         from . import backends
 
+        if other_threshold is not None and not 0.0 < float(other_threshold) <= 1.0:
+            raise ValueError(f"other_threshold must be in (0, 1], got {other_threshold}")
         self.classes: tuple[str, ...] = tuple(classes)
         self.card = dict(card or {})
         self.model_dir = Path(model_dir) if model_dir is not None else None
@@ -235,6 +240,8 @@ class Predictor:
         self.backend = backend
         # p_other >= threshold -> 'other'; None when the backend gives no p_other or `other` is off
         self.other_threshold: float | None = float(head["threshold"]) if head and backend.has_other else None
+        if other_threshold is not None and self.other_threshold is not None:
+            self.other_threshold = float(other_threshold)
 
     @property
     def model(self):
@@ -445,14 +452,19 @@ class Predictor:
 
 
 def load_predictor(
-    model_dir: str | Path | None = None, tta: bool = False, *, backend: str = "auto", other: bool = True
+    model_dir: str | Path | None = None,
+    tta: bool = False,
+    *,
+    backend: str = "auto",
+    other: bool = True,
+    other_threshold: float | None = None,
 ) -> Predictor:
     """A Predictor for a model folder (``model.keras`` loaded with safe_mode=True, ``model.json``).
 
     model_dir: None for the default model shipped with emolib (`backends.default_model_dir()`).
     backend: 'auto' runs the folder's ``model.tflite`` with LiteRT (no TensorFlow import) when the card
     vouches for it (the default model's does) and ai-edge-litert is installed, else Keras; 'keras' or
-    'litert' force one. other: use the card's 'other' head, if any (see `Predictor`).
+    'litert' force one. other, other_threshold: the card's 'other' head, if any (see `Predictor`).
     """
     from . import backends
 
@@ -464,9 +476,20 @@ def load_predictor(
             runner = backends.LiteRTBackend(tflite, len(card["classes"]))
         except backends.BackendError as e:
             raise ModelDirError(str(e)) from None
-        return Predictor(None, card["classes"], card=card, model_dir=path, tta=tta, backend=runner, other=other)
+        return Predictor(
+            None,
+            card["classes"],
+            card=card,
+            model_dir=path,
+            tta=tta,
+            backend=runner,
+            other=other,
+            other_threshold=other_threshold,
+        )
     model = load_model(path, card)
     try:
-        return Predictor(model, card["classes"], card=card, model_dir=path, tta=tta, other=other)
+        return Predictor(
+            model, card["classes"], card=card, model_dir=path, tta=tta, other=other, other_threshold=other_threshold
+        )
     except backends.BackendError as e:  # e.g. an 'other' head that belongs to another model
         raise ModelDirError(f"{path}: {e}") from None

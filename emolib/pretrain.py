@@ -51,6 +51,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import config
 from . import data as data_mod
 from .config import RunConfig
 
@@ -382,11 +383,11 @@ def resolve_weights(
     """Decide what `model_name` starts from under WEIGHTS=cfg.weights (see the module docstring).
 
     For 'disjoint' (and 'auto' offline) the backbone is pretrained now when the cache lacks it (the
-    Makefile's pretraining step normally did it before). The CNN always starts from random init.
+    Makefile's pretraining step normally did it before). The CNNs always start from random init.
     """
     requested = "auto" if cfg.weights is None else str(cfg.weights)
     key = requested.strip().lower()
-    if model_name == "cnn" or key in ("none", "random", ""):
+    if model_name in config.CUSTOM_MODELS or key in ("none", "random", ""):
         return WeightsChoice(requested, "none", "none")
     if key == "imagenet":
         return WeightsChoice(requested, "imagenet", "imagenet")
@@ -459,7 +460,6 @@ def main(argv: list[str] | None = None) -> int:
     a small JSON record of the decision to --out (always rewritten: it is make's file target)."""
     import argparse
 
-    from . import config
     from .runinfo import atomic_write_json, now_iso
 
     parser = argparse.ArgumentParser(prog="python -m emolib.pretrain", description=__doc__.split("\n\n")[0])

@@ -52,6 +52,9 @@ RECIPE = {
 OTHER_CLASSES = ["disgust", "fear", "happy", "neutral"]  # FER2013's classes outside the task
 OTHER_LAYERS = ["gap", "dense128"]  # hidden features the 'other' head reads
 MAX_VAL_F1_COST = 0.008  # the most 3-class validation macro-F1 the 'other' threshold may cost
+# Stricter budgets the card lists too (head['tradeoff']): a user who wants more faces answered 'other'
+# picks one of those thresholds (`emolib predict --other-threshold T`) and sees what it costs.
+TRADEOFF_MAX_COSTS = (MAX_VAL_F1_COST, 0.02, 0.05, 0.1, 0.2)
 MIN_AGREEMENT = 0.995  # top-1 agreement on FER2013 test between the shipped and a retrained model
 MAX_BYTES = 5_000_000  # model.keras + model.tflite + model.json
 FER2013_LAYOUT = "DATA_DIR/train/<class>/*.jpg and DATA_DIR/test/<class>/*.jpg with all seven FER2013 classes"
@@ -210,6 +213,10 @@ def fit_other_head(model, data_dir: Path, *, layers=OTHER_LAYERS, max_cost: floa
         },
     }
     test["cost"] = test["macro_f1_without"] - test["macro_f1"]
+    tradeoff = threshold_tradeoff(
+        (task.split("val")[1], probs("val"), scores("task", "val"), scores("others", "val")),
+        (y_test, p_test, scores("task", "test"), others_test),
+    )
     return {
         "what": "p_other = sigmoid(concat(layer outputs) . weights + bias): the face shows none of the classes "
         "when p_other >= threshold; emolib then answers emotion 'other' and keeps the class probabilities",
@@ -223,7 +230,33 @@ def fit_other_head(model, data_dir: Path, *, layers=OTHER_LAYERS, max_cost: floa
         "threshold_chosen_on": f"validation: the lowest threshold costing at most {max_cost} of the 3-class macro-F1",
         "validation": val,
         "test": test,
+        "tradeoff": tradeoff,
     }
+
+
+def threshold_tradeoff(val: tuple, test: tuple, max_costs=TRADEOFF_MAX_COSTS) -> list[dict]:
+    """One row per validation budget in `max_costs`: the threshold `choose_threshold` picks on validation
+    for it, and what that threshold does on test (macro-F1 cost, shares of task and other-class faces
+    answered 'other'). val and test: (y_task, probs_task, p_other of task faces, p_other of other faces)."""
+    y_test, probs_test, p_task_test, p_others_test = test
+    n = probs_test.shape[1]
+    base = macro_f1_with_other(y_test, probs_test, None, None, n)
+    rows = []
+    for max_cost in max_costs:
+        v = choose_threshold(*val, max_cost=max_cost)
+        t = v["threshold"]
+        rows.append(
+            {
+                "max_val_cost": float(max_cost),
+                "threshold": t,
+                "val_cost": v["cost"],
+                "val_others_rejected": v["others_rejected"],
+                "test_cost": base - macro_f1_with_other(y_test, probs_test, p_task_test, t, n),
+                "test_task_rejected": float(np.mean(p_task_test >= t)),
+                "test_others_rejected": float(np.mean(p_others_test >= t)),
+            }
+        )
+    return rows
 
 
 # -- building a candidate ----------------------------------------------------------------------
@@ -339,10 +372,12 @@ def wild_faces_check(model_dir: Path, wild_dir: str | Path) -> dict:
 
     pred = load_predictor(model_dir)
     out = {}
+    p_other = []  # of every detected face, for the shares at the trade-off thresholds
     for label in ("happy", "neutral"):
         paths, _ = iter_image_paths([Path(wild_dir) / label])
         rows = pred.predict_batch([str(p) for p in paths], progress=False)
         ok = [r for r in rows if r.ok]
+        p_other += [r.other for r in ok if r.other is not None]
         out[label] = {
             "photos": len(paths),
             "faces": len(ok),
@@ -353,6 +388,17 @@ def wild_faces_check(model_dir: Path, wild_dir: str | Path) -> dict:
     faces = sum(v["faces"] for v in out.values())
     other = sum(v["other"] for v in out.values())
     out["share_not_task"] = other / faces if faces else None
+    rows = (pred.card.get("other") or {}).get("tradeoff") or []
+    if p_other and len(p_other) == faces:
+        scores = np.asarray(p_other, dtype=np.float64)
+        out["share_by_threshold"] = [
+            {
+                "threshold": r["threshold"],
+                "max_val_cost": r["max_val_cost"],
+                "share_not_task": float(np.mean(scores >= r["threshold"])),
+            }
+            for r in rows
+        ]
     from .faces import DEFAULT_DETECTOR
 
     out["what"] = (

@@ -22,17 +22,19 @@ Any file OpenCV (FFmpeg) can read works. How a clip goes through:
    then whenever `detect_interval_s` (0.2 s) has passed; in between, each face's box follows its
    track's velocity. `emolib.tracking.IouTracker` gives faces stable ids across frames (a new id when
    no track matches, a track dropped after `max_missed` detection rounds without its face).
-4. **Classifier.** Crops (20% margin, as for photos) go through `Predictor.predict_arrays` in
-   batches over frames.
+4. **Classifier.** Crops (20% margin, as for photos) go through `Predictor.score_rows` in
+   batches over frames: the class probabilities, plus p_other when the model has an 'other' head.
 5. **Smoothing.** Per track, an exponential moving average with time constant `smoothing_s`
-   seconds (0.5; 0 = off; see `emolib.tracking`): frame-rate independent.
+   seconds (0.5; 0 = off; see `emolib.tracking`): frame-rate independent. p_other is smoothed with
+   the probabilities; a frame's emotion is 'other' when the smoothed p_other reaches the head's
+   threshold (as for photos), else the class with the largest smoothed probability.
 
 Outputs (with `out_dir`; each file written to a temp file and renamed, so an interrupted run leaves
 no half-written file):
 
 * ``frames.csv`` - one row per face per sampled frame, a ``no_face`` row for a sampled frame
-  without one (`video_csv_columns`): emotion, confidence and p_<class> are the smoothed values,
-  raw_emotion and raw_p_<class> the frame's own;
+  without one (`video_csv_columns`): emotion, confidence and p_<class> (and p_other with an
+  'other' head) are the smoothed values, raw_emotion and raw_p_<class> the frame's own;
 * ``tracks.json`` - the clip (status, frame rate, frame count, size, sampling, settings) and one
   summary per track: first/last time, duration, share of time per emotion (each sampled frame
   weighs the time since the previous sampled frame), dominant emotion, mean probabilities;
@@ -67,7 +69,7 @@ import numpy as np
 
 from . import faces as _faces
 from .images import MAX_PIXELS, ImageReadError, near_blank, read_image
-from .predict import STATUS_BLANK, STATUS_NO_FACE, STATUS_OK, STATUS_UNREADABLE
+from .predict import OTHER, STATUS_BLANK, STATUS_NO_FACE, STATUS_OK, STATUS_UNREADABLE
 from .runinfo import atomic_path, atomic_write_json
 from .tracking import MAX_MISSED, EmaSmoother, IouTracker
 
@@ -99,13 +101,22 @@ def is_video_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def video_csv_columns(classes: Sequence[str]) -> list[str]:
+def video_csv_columns(classes: Sequence[str], other: bool = False) -> list[str]:
+    """frames.csv's header; `other`: the model has an 'other' head (p_other and raw_p_other columns)."""
+    scores = [*classes, OTHER] if other else list(classes)
     return (
         ["path", "frame", "time_s", "track", "x", "y", "w", "h", "status", "emotion", "confidence"]
-        + [f"p_{c}" for c in classes]
+        + [f"p_{c}" for c in scores]
         + ["raw_emotion"]
-        + [f"raw_p_{c}" for c in classes]
+        + [f"raw_p_{c}" for c in scores]
     )
+
+
+def _decide(scores: np.ndarray, n_classes: int, threshold: float | None) -> int:
+    """The label index of a score vector (probabilities [+ p_other]): n_classes means 'other'."""
+    if threshold is not None and len(scores) > n_classes and scores[n_classes] >= threshold:
+        return n_classes
+    return int(np.argmax(scores[:n_classes]))
 
 
 # -- opening and reading -------------------------------------------------------------------
@@ -252,7 +263,7 @@ class _TrackStats:
     """Everything kept per track: its smoother, summary sums and the timeline (compact arrays)."""
 
     smoother: EmaSmoother
-    n_classes: int
+    n_classes: int  # labels: the classes, plus 'other' with an 'other' head
     first_s: float = math.inf
     last_s: float = -math.inf
     frames: int = 0
@@ -271,11 +282,12 @@ class _TrackStats:
     def seen(self, t: float) -> None:
         self.first_s, self.last_s = min(self.first_s, t), max(self.last_s, t)
 
-    def add(self, t: float, dt: float, raw: np.ndarray, smoothed: np.ndarray) -> None:
+    def add(self, t: float, dt: float, raw: np.ndarray, smoothed: np.ndarray, label: int) -> None:
+        """One classified frame: raw and smoothed scores, `label` the index of its decided label."""
         self.seen(t)
         self.frames += 1
         self.seconds += dt
-        self.time_per_class[int(np.argmax(smoothed))] += dt
+        self.time_per_class[label] += dt
         self.prob_time += smoothed * dt
         self.times.append(t)
         self.smoothed.extend(np.asarray(smoothed, dtype=np.float32).tolist())
@@ -303,8 +315,8 @@ class VideoResult:
     """What `predict_video` found in one file.
 
     rows: the frames.csv rows as dicts (empty with keep_rows=False); tracks: one summary dict per
-    track (see the module docstring); timelines: {track id: {'time_s': (N,), 'smoothed': (N, C),
-    'raw': (N, C)}}; written: {'frames'|'tracks'|'annotated'|'timeline_<id>': path} of the files
+    track (see the module docstring); timelines: {track id: {'time_s': (N,), 'smoothed': (N, L),
+    'raw': (N, L)}} over the L `labels`; written: {'frames'|'tracks'|'annotated'|'timeline_<id>': path} of the files
     written (empty without out_dir).
     """
 
@@ -312,6 +324,7 @@ class VideoResult:
     status: str
     classes: tuple[str, ...]
     info: VideoInfo | None = None
+    other_threshold: float | None = None  # the model's 'other' head: p_other >= it -> 'other'; None: no head
     frames_read: int = 0
     frames_sampled: int = 0
     rows: list[dict] = field(default_factory=list)
@@ -327,6 +340,12 @@ class VideoResult:
     def ok(self) -> bool:
         return self.status == STATUS_OK
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """What a frame can be labelled: the classes, plus 'other' with an 'other' head (the timelines'
+        and summaries' columns)."""
+        return (*self.classes, OTHER) if self.other_threshold is not None else self.classes
+
     def summary(self) -> dict:
         """The tracks.json content (strict-JSON-able)."""
         return {
@@ -335,6 +354,7 @@ class VideoResult:
             "status": self.status,
             "note": self.note,
             "classes": list(self.classes),
+            "other_threshold": self.other_threshold,
             "video": self.info.to_dict() if self.info else None,
             "frames_read": self.frames_read,
             "frames_sampled": self.frames_sampled,
@@ -366,14 +386,15 @@ class VideoResult:
             axes[0].text(0.5, 0.5, f"{Path(self.path).name}: {self.status}", ha="center", va="center")
             axes[0].set_axis_off()
             return fig
-        colors = [f"C{i}" for i in range(len(self.classes))]
+        labels = self.labels
+        colors = [f"C{i}" if c != OTHER else "0.45" for i, c in enumerate(labels)]
         for ax, tid in zip(axes, ids):
             tl = self.timelines[tid]
             t = tl["time_s"]
             smoothed, raw = _with_gaps(t, tl["smoothed"]), tl["raw"]
             t_gaps = _with_gaps(t, t[:, None])[:, 0]
-            for k, c in enumerate(self.classes):
-                ax.plot(t_gaps, smoothed[:, k], color=colors[k], lw=1.6, label=c)
+            for k, c in enumerate(labels):
+                ax.plot(t_gaps, smoothed[:, k], color=colors[k], lw=1.6, label=c, ls="--" if c == OTHER else "-")
                 ax.scatter(t, raw[:, k], color=colors[k], s=4, alpha=0.3, linewidths=0)
             summary = next((s for s in self.tracks if s["track"] == tid), {})
             ax.set_ylim(-0.02, 1.02)
@@ -384,7 +405,7 @@ class VideoResult:
                 fontsize=9,
                 loc="left",
             )
-        axes[0].legend(loc="upper right", fontsize=8, ncol=len(self.classes))
+        axes[0].legend(loc="upper right", fontsize=8, ncol=len(labels))
         axes[-1].set_xlabel("time (s)")
         fig.suptitle(
             f"{Path(self.path).name}: smoothed (lines, tau {self.settings.get('smoothing_s')} s) "
@@ -413,8 +434,9 @@ _PALETTE = [(76, 114, 255), (68, 187, 99), (255, 153, 51), (204, 102, 255), (0, 
 def draw_faces(frame: np.ndarray, faces: list[dict], classes: Sequence[str], scale: float = 1.0) -> np.ndarray:
     """Boxes, '#id emotion confidence' labels and one small probability bar per class, drawn in place.
 
-    faces: dicts with 'track', 'box' (x, y, w, h in the original frame), 'probs' (smoothed, or None
-    for a blank crop); `scale` maps original pixels to `frame`'s.
+    faces: dicts with 'track', 'box' (x, y, w, h in the original frame), 'probs' (smoothed scores,
+    one per label of `classes`, or None for a blank crop) and optionally 'label' (the index of the
+    decided label; default the largest score); `scale` maps original pixels to `frame`'s.
     """
     cv2 = _cv2()
     font, fh, fw = cv2.FONT_HERSHEY_SIMPLEX, frame.shape[0], frame.shape[1]
@@ -423,9 +445,8 @@ def draw_faces(frame: np.ndarray, faces: list[dict], classes: Sequence[str], sca
         color = _PALETTE[f["track"] % len(_PALETTE)]
         cv2.rectangle(frame, (x, y), (x + w, y + h), color, 2)
         probs = f["probs"]
-        label = f"#{f['track']} " + (
-            "blank" if probs is None else f"{classes[int(np.argmax(probs))]} {float(np.max(probs)):.0%}"
-        )
+        k = int(np.argmax(probs)) if probs is not None and f.get("label") is None else f.get("label")
+        label = f"#{f['track']} " + ("blank" if probs is None else f"{classes[k]} {float(probs[k]):.0%}")
         (tw, th), _ = cv2.getTextSize(label, font, 0.45, 1)
         ty = y - 4 if y - th - 6 >= 0 else y + h + th + 4
         cv2.rectangle(frame, (x, ty - th - 3), (x + tw + 4, ty + 3), color, -1)
@@ -502,6 +523,8 @@ class _Run:
     ):
         self.p = predictor
         self.classes = tuple(predictor.classes)
+        self.threshold = getattr(predictor, "other_threshold", None)
+        self.labels = (*self.classes, OTHER) if self.threshold is not None else self.classes
         self.path = path
         self.shown = _shown(path)
         self.s = settings
@@ -568,7 +591,7 @@ class _Run:
 
     def flush(self) -> None:
         crops = [f["pixels"] for fr in self.pending for f in fr["faces"] if not f["blank"]]
-        probs = self.p.predict_arrays(np.stack(crops)) if crops else np.zeros((0, len(self.classes)))
+        scores = self.p.score_rows(np.stack(crops)) if crops else np.zeros((0, len(self.labels)))
         k = 0
         for fr in self.pending:
             if not fr["faces"]:
@@ -576,7 +599,7 @@ class _Run:
             for f in fr["faces"]:
                 st = self.stats.get(f["track"])
                 if st is None:
-                    st = self.stats[f["track"]] = _TrackStats(EmaSmoother(self.s["smoothing_s"]), len(self.classes))
+                    st = self.stats[f["track"]] = _TrackStats(EmaSmoother(self.s["smoothing_s"]), len(self.labels))
                 if f["blank"]:
                     st.seen(fr["t"])
                     st.blank_frames += 1
@@ -584,16 +607,17 @@ class _Run:
                     self.n_blank += 1
                     self._emit(fr, f, STATUS_BLANK, None, None)
                     continue
-                raw = probs[k]
+                raw = scores[k]
                 k += 1
                 smoothed = st.smoother.update(raw, fr["t"])
-                st.add(fr["t"], fr["dt"], raw, smoothed)
+                f["label"] = _decide(smoothed, len(self.classes), self.threshold)
+                st.add(fr["t"], fr["dt"], raw, smoothed, f["label"])
                 f["probs"] = smoothed
                 self.n_ok += 1
                 self._emit(fr, f, STATUS_OK, raw, smoothed)
             if fr["shown"] is not None:
                 image, a = fr["shown"]
-                image = draw_faces(image, fr["faces"], self.classes, a)  # the frame is not used after this
+                image = draw_faces(image, fr["faces"], self.labels, a)  # the frame is not used after this
                 if self.writer is None:
                     self.writer = self.make_writer(image.shape[1], image.shape[0])
                 self.writer.write(image)
@@ -608,14 +632,16 @@ class _Run:
         }
         x, y, w, h = f["box"] if f else (None,) * 4
         row.update(x=x, y=y, w=w, h=h, status=status)
+        n = len(self.classes)
         if smoothed is not None:
-            row.update(emotion=self.classes[int(np.argmax(smoothed))], confidence=float(np.max(smoothed)))
+            k = _decide(smoothed, n, self.threshold)
+            row.update(emotion=self.labels[k], confidence=float(smoothed[k]))
         else:
             row.update(emotion=None, confidence=None)
-        for i, c in enumerate(self.classes):
+        for i, c in enumerate(self.labels):
             row[f"p_{c}"] = float(smoothed[i]) if smoothed is not None else None
-        row["raw_emotion"] = self.classes[int(np.argmax(raw))] if raw is not None else None
-        for i, c in enumerate(self.classes):
+        row["raw_emotion"] = self.labels[_decide(raw, n, self.threshold)] if raw is not None else None
+        for i, c in enumerate(self.labels):
             row[f"raw_p_{c}"] = float(raw[i]) if raw is not None else None
         if self.csv is not None:
             self.csv.writerow([_fmt(v, 4 if key == "time_s" else 6) for key, v in row.items()])
@@ -623,13 +649,13 @@ class _Run:
             self.rows.append(row)
 
     def tracks_and_timelines(self) -> tuple[list[dict], dict[int, dict[str, np.ndarray]]]:
-        c = len(self.classes)
+        c = len(self.labels)
         tracks, timelines = [], {}
         for tid in sorted(self.stats):
             st = self.stats[tid]
             if not st.frames:  # only blank crops: nothing to summarise beyond the count
                 continue
-            tracks.append(st.summary(tid, self.classes))
+            tracks.append(st.summary(tid, self.labels))
             timelines[tid] = {
                 "time_s": np.frombuffer(st.times, dtype=np.float64).copy(),
                 "smoothed": np.frombuffer(st.smoothed, dtype=np.float32).reshape(-1, c).copy(),
@@ -700,7 +726,10 @@ def predict_video(
         "detector": None if detector is None else str(detector),
         "model": getattr(predictor, "model_name", None),
     }
-    result = VideoResult(path=_shown(path), status=STATUS_OK, classes=classes, settings=settings)
+    threshold = getattr(predictor, "other_threshold", None)
+    result = VideoResult(
+        path=_shown(path), status=STATUS_OK, classes=classes, settings=settings, other_threshold=threshold
+    )
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -722,7 +751,7 @@ def predict_video(
                 fh = stack.enter_context(open(csv_tmp, "w", encoding="utf-8", newline=""))
                 stack.callback(lambda: (fh.flush(), os.fsync(fh.fileno())))
                 csv_writer = csv.writer(fh, lineterminator="\n")
-                csv_writer.writerow(video_csv_columns(classes))
+                csv_writer.writerow(video_csv_columns(classes, other=threshold is not None))
                 result.written["frames"] = out / FILES["frames"]
             writer_factory = None
             if annotate and info is not None:
@@ -856,7 +885,7 @@ def _status_row(result: VideoResult, csv_writer, keep_rows: bool) -> None:
     """The one row of a file without frames (unreadable, no_frames); no_face frames have their own."""
     if result.status in (STATUS_OK, STATUS_NO_FACE, STATUS_BLANK):
         return
-    row = {c: None for c in video_csv_columns(result.classes)}
+    row = {c: None for c in video_csv_columns(result.classes, other=result.other_threshold is not None)}
     row.update(path=result.path, status=result.status)
     if csv_writer is not None:
         csv_writer.writerow([_fmt(v) for v in row.values()])

@@ -79,6 +79,57 @@ def test_predictor_answers_other_and_keeps_the_probabilities(model, bias, expect
     assert Predictor(model, CLASSES).other_threshold is None
 
 
+def test_other_threshold_overrides_the_cards(model):
+    """A user's --other-threshold replaces the validated one: p_other is the same, the decision moves."""
+    x = images(8).astype(np.uint8)
+    card = {"other": head(0.0, threshold=0.999)}
+    strict = Predictor(model, CLASSES, card=card)
+    scores = [r.other for r in strict.predict_batch(list(x[..., 0]), faces="off", progress=False, detect_blank=False)]
+    assert all(s is not None and s < 0.999 for s in scores)
+    low = min(scores)
+    eager = Predictor(model, CLASSES, card=card, other_threshold=low)
+    rows = eager.predict_batch(list(x[..., 0]), faces="off", progress=False, detect_blank=False)
+    assert eager.other_threshold == low and strict.other_threshold == 0.999
+    assert [r.other for r in rows] == pytest.approx(scores)
+    assert all(r.emotion == OTHER for r in rows)  # every face reaches the lowest score
+    assert Predictor(model, CLASSES, other_threshold=0.5).other_threshold is None  # no head: nothing to move
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="other_threshold"):
+            Predictor(model, CLASSES, card=card, other_threshold=bad)
+
+
+def test_threshold_tradeoff_rows_follow_their_budgets():
+    rng = np.random.default_rng(1)
+
+    def split(n_task, n_others):
+        y = rng.integers(0, 3, n_task)
+        probs = np.eye(3)[y] * 0.6 + 0.4 / 3
+        wrong = rng.random(n_task) < 0.25
+        probs[wrong] = np.roll(probs[wrong], 1, axis=1)
+        return y, probs, rng.beta(2, 5, n_task), rng.beta(5, 2, n_others)
+
+    val, test = split(600, 900), split(500, 700)
+    rows = R.threshold_tradeoff(val, test, max_costs=(0.008, 0.05, 0.2))
+    assert [r["max_val_cost"] for r in rows] == [0.008, 0.05, 0.2]
+    first = R.choose_threshold(*val, max_cost=0.008)
+    assert rows[0]["threshold"] == first["threshold"] and rows[0]["val_others_rejected"] == first["others_rejected"]
+    for r in rows:
+        assert r["val_cost"] <= r["max_val_cost"] + 1e-12
+        assert r["test_cost"] == pytest.approx(
+            R.macro_f1_with_other(test[0], test[1], None, None, 3)
+            - R.macro_f1_with_other(test[0], test[1], test[2], r["threshold"], 3)
+        )
+        assert r["test_others_rejected"] == pytest.approx(np.mean(test[3] >= r["threshold"]))
+    # a looser budget: a lower threshold, more faces of both kinds answered 'other'
+    for a, b in zip(rows, rows[1:]):
+        assert b["threshold"] <= a["threshold"]
+        assert (
+            b["test_others_rejected"] >= a["test_others_rejected"]
+            and b["test_task_rejected"] >= a["test_task_rejected"]
+        )
+    assert rows[-1]["test_others_rejected"] > rows[0]["test_others_rejected"]
+
+
 def test_the_csv_says_other_with_status_ok(model):
     from emolib.cli import _csv_text
 

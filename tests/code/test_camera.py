@@ -12,18 +12,22 @@ import pytest
 
 from emolib import camera as C
 from emolib import uploads as U
+from emolib.predict import Predictor
 from tests.clips import face_frames, hopper_path, write_mp4
 
 CLASSES = ("angry", "sad", "surprise")
 
 
 class FakePredictor:
-    """Predictor's interface for the camera (classes, size, predict_arrays); fixed probabilities."""
+    """Predictor's interface for the camera (classes, size, score_rows, face_result); fixed scores.
+    With `p_other` it has an 'other' head (threshold 0.5) that gives every face that p_other."""
 
     classes, size = CLASSES, 48
+    face_result = Predictor.face_result  # the real decision ('other' above the threshold)
 
-    def __init__(self, hook=None):
-        self.calls, self.hook = 0, hook
+    def __init__(self, hook=None, p_other: float | None = None):
+        self.calls, self.hook, self.p_other = 0, hook, p_other
+        self.other_threshold = None if p_other is None else 0.5
 
     def predict_arrays(self, x):
         x = np.asarray(x)
@@ -32,6 +36,10 @@ class FakePredictor:
         if self.hook:
             self.hook()
         return np.tile(np.array([[0.1, 0.7, 0.2]], np.float32), (len(x), 1))
+
+    def score_rows(self, x):
+        probs = self.predict_arrays(x)
+        return probs if self.p_other is None else np.concatenate([probs, np.full((len(probs), 1), self.p_other)], 1)
 
 
 def jpeg(arr, quality=85) -> bytes:
@@ -49,6 +57,16 @@ def face_jpeg() -> bytes:
 
     frame = face_frames([hopper_path()], 1, size=(640, 480))[0]
     return jpeg(np.asarray(Image.fromarray(frame).resize((320, 240))))
+
+
+@pytest.mark.parametrize("p_other, emotion", [(0.9, "other"), (0.2, "sad")])
+def test_a_camera_face_can_be_other(face_jpeg, p_other, emotion):
+    """With an 'other' head the camera answers 'other' above its threshold and keeps the probabilities."""
+    out = C.analyse_frame(face_jpeg, FakePredictor(p_other=p_other))
+    face = out["faces"][0]
+    assert face["emotion"] == emotion and face["p_other"] == pytest.approx(p_other)
+    assert face["probs"] == pytest.approx(dict(zip(CLASSES, [0.1, 0.7, 0.2])))
+    assert face["confidence"] == pytest.approx(p_other if emotion == "other" else 0.7)
 
 
 def test_face_frame_gives_boxes_labels_and_probabilities(face_jpeg):

@@ -167,6 +167,33 @@ def test_wild_faces_share_not_labelled_a_task_class(card):
     assert share > 0.2  # the head does something on real photos (without it the share is 0)
 
 
+def test_other_threshold_reaches_the_command_line(tmp_path, crops, capsys):
+    """--other-threshold moves the default model's decision; a value outside (0, 1] is a usage error."""
+    import csv
+
+    from PIL import Image
+
+    from emolib import cli
+
+    paths = []
+    for i, crop in enumerate(crops[:4]):
+        paths.append(tmp_path / f"face{i}.png")
+        Image.fromarray(crop[..., 0] if crop.ndim == 3 else crop).save(paths[-1])
+
+    def emotions(*extra):
+        out = tmp_path / f"pred{len(extra)}.csv"
+        assert cli.main(["predict", *map(str, paths), "--faces", "off", "--csv", str(out), *extra]) == 0
+        with open(out, newline="") as f:
+            return [row["emotion"] for row in csv.DictReader(f)]
+
+    assert emotions("--other-threshold", "1e-9") == ["other"] * 4  # every p_other reaches it
+    assert emotions("--other-threshold", "1").count("other") < 4  # the threshold moved the decision
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cli.main(["predict", str(paths[0]), "--other-threshold", "1.5"])
+    assert e.value.code == 2 and "(0, 1]" in capsys.readouterr().err
+
+
 def test_the_live_playground_falls_back_to_the_default_model(tmp_path, crops):
     from emolib import playground
     from emolib.predict import load_predictor

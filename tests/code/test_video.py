@@ -117,6 +117,31 @@ def test_rows_match_sampled_frames_and_csv(predictor, one_face_clip, tmp_path):
     assert no_temp_files(tmp_path)
 
 
+@pytest.mark.parametrize("bias, all_other", [(40.0, True), (-40.0, False)])
+def test_an_other_head_labels_video_frames_other(predictor, one_face_clip, tmp_path, bias, all_other):
+    """With an 'other' head, p_other is smoothed with the probabilities, written as a column, and a
+    frame is 'other' when it reaches the threshold; summaries and timelines get an 'other' label."""
+    from emolib.predict import OTHER, Predictor
+
+    feat = predictor.model.layers[-2]  # the pooled features before the output
+    head = {"layers": [feat.name], "weights": [0.0] * int(feat.output.shape[-1]), "bias": bias, "threshold": 0.5}
+    p = Predictor(predictor.model, predictor.classes, card={"other": head})
+    out = tmp_path / "out"
+    r = video.predict_video(p, one_face_clip, out_dir=out, annotate=True)
+    rows = read_csv(out / "frames.csv")
+    assert list(rows[0]) == video.video_csv_columns(p.classes, other=True)
+    ok = [x for x in rows if x["status"] == "ok"]
+    assert ok and all((x["emotion"] == OTHER) is all_other for x in ok)
+    assert all(float(x["p_other"]) == pytest.approx(float(all_other), abs=1e-6) for x in ok)
+    assert all(sum(float(x[f"p_{c}"]) for c in p.classes) == pytest.approx(1, abs=1e-4) for x in ok)
+    t = r.tracks[0]
+    assert t["emotion_share"][OTHER] == pytest.approx(float(all_other)) and sum(t["emotion_share"].values()) == 1
+    assert (t["dominant_emotion"] == OTHER) is all_other
+    assert r.labels == (*p.classes, OTHER) and r.timelines[t["track"]]["smoothed"].shape[1] == len(r.labels)
+    assert json.loads((out / "tracks.json").read_text())["other_threshold"] == 0.5
+    assert (out / "annotated.mp4").stat().st_size > 0
+
+
 @pytest.mark.parametrize(
     "every, fps, expected",
     [
@@ -355,7 +380,7 @@ def test_interrupted_run_leaves_no_partial_output(predictor, one_face_clip, tmp_
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert set(before) >= {"frames.csv", "tracks.json", "annotated.mp4"}
     calls = {"n": 0}
-    real = predictor.predict_arrays
+    real = predictor.score_rows
 
     def dies(x, **kw):
         calls["n"] += 1
@@ -363,7 +388,7 @@ def test_interrupted_run_leaves_no_partial_output(predictor, one_face_clip, tmp_
             raise KeyboardInterrupt
         return real(x, **kw)
 
-    monkeypatch.setattr(predictor, "predict_arrays", dies)
+    monkeypatch.setattr(predictor, "score_rows", dies)
     with pytest.raises(KeyboardInterrupt):
         video.predict_video(predictor, one_face_clip, out_dir=out, annotate=True, smoothing_s=0.1, batch_frames=4)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the finished outputs, untouched

@@ -185,9 +185,27 @@ def test_local_weights_file_loads(tmp_path, backbones):
         np.testing.assert_array_equal(a, b)
 
 
-def test_cnn_ignores_weights():
-    model, info = build_model_with_info("cnn", (48, 48, 1), weights="imagenet")
+@pytest.mark.parametrize("name", ["cnn", "deepcnn"])
+def test_the_projects_cnns_ignore_weights(name):
+    model, info = build_model_with_info(name, (48, 48, 1), weights="imagenet")
     assert info["weights_used"] == "none" and info["backbone"] is None
+    assert model.name == name
+
+
+def test_deepcnn_is_the_deeper_cnn_with_the_heads_layers():
+    """Twice the convolutions of the CNN, no backbone, and the layers the 'other' head reads."""
+    from emolib.release import OTHER_LAYERS
+
+    cnn, deep = build_model("cnn", (48, 48, 1), 3), build_model("deepcnn", (48, 48, 1), 3)
+    convs = [sum(isinstance(lyr, keras.layers.Conv2D) for lyr in m.layers) for m in (cnn, deep)]
+    assert convs == [4, 8]
+    assert cnn.count_params() < deep.count_params() <= 3_500_000 and backbone_of(deep) is None
+    assert all(deep.get_layer(name) is not None for name in OTHER_LAYERS)
+    p = deep.predict(np.full((2, 48, 48, 1), 128.0, "float32"), verbose=0)
+    assert p.shape == (2, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="at least"):
+        build_model("deepcnn", (4, 4, 1), 3)
 
 
 def test_legacy_h5_backbone_file_loads(tmp_path, backbones):
