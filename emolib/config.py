@@ -327,8 +327,11 @@ PROFILES: dict[str, Profile] = {
 
 
 # Switches appended to a profile name ('quick+aux'): levers to measure without editing a profile.
+# A modifier's "model_overrides" are merged into the profile's, model by model.
 PROFILE_MODIFIERS: dict[str, dict] = {
     "aux": {"aux_classes": True},  # train with the other classes as auxiliary outputs (see Profile.aux_classes)
+    # the two CNNs for 60 epochs instead of 40 (still one cosine decay): does the quick budget cut them short?
+    "long": {"model_overrides": {"cnn": {"epoch_scale": 60 / 30}, "deepcnn": {"epoch_scale": 60 / 30}}},
 }
 
 
@@ -345,7 +348,12 @@ def get_profile(name: str) -> Profile:
     for mod in mods:
         if mod not in PROFILE_MODIFIERS:
             raise ValueError(f"unknown profile modifier {mod!r} in {name!r}; choose from {sorted(PROFILE_MODIFIERS)}")
-        profile = dataclasses.replace(profile, **PROFILE_MODIFIERS[mod])
+        changes = dict(PROFILE_MODIFIERS[mod])
+        extra = changes.pop("model_overrides", {})
+        overrides = {
+            m: {**profile.model_overrides.get(m, {}), **extra.get(m, {})} for m in {*profile.model_overrides, *extra}
+        }
+        profile = dataclasses.replace(profile, **changes, model_overrides=overrides)
     if mods:
         profile = dataclasses.replace(
             profile, name=str(name), description=profile.description + f" [+{', +'.join(mods)}]"

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -130,3 +131,20 @@ def test_config_is_a_leaf_and_top_level_imports_have_no_cycle():
     for name in sorted(graph):
         if name not in state:
             visit(name, [])
+
+
+def test_profile_modifiers_change_only_what_they_name():
+    quick, aux, long = (config.get_profile(n) for n in ("quick", "quick+aux", "quick+long"))
+    assert aux.aux_classes and not quick.aux_classes and aux.name == "quick+aux"
+    assert aux.for_model("cnn").schedule("cnn") == quick.for_model("cnn").schedule("cnn")
+    # 'long' merges into the CNNs' overrides: 60 epochs, the cosine decay and patience kept
+    for name in ("cnn", "deepcnn"):
+        (stage,) = long.for_model(name).schedule(name)
+        assert (stage.epochs, stage.lr_schedule) == (60, "cosine")
+        assert quick.for_model(name).schedule(name)[0].epochs == 40  # the base profile is untouched
+        assert long.for_model(name).early_stopping_patience == quick.for_model(name).early_stopping_patience
+    assert long.for_model("vgg16") == dataclasses.replace(
+        quick.for_model("vgg16"), name="quick+long", description=long.description
+    )
+    with pytest.raises(ValueError, match="modifier"):
+        config.get_profile("quick+fast")
