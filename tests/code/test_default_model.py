@@ -165,6 +165,22 @@ def test_wild_faces_share_not_labelled_a_task_class(card):
     if recorded is not None:
         assert share == pytest.approx(recorded, abs=0.02)
     assert share > 0.2  # the head does something on real photos (without it the share is 0)
+    # the trade-off's wild-faces shares, recomputed from the same faces' p_other
+    scores = np.array([r.other for r in ok])
+    for row in card["other"]["wild_faces"]["share_by_threshold"]:
+        assert np.mean(scores >= row["threshold"]) == pytest.approx(row["share_not_task"], abs=0.02)
+
+
+def test_the_cards_tradeoff_moves_one_way(card):
+    """Looser validation budgets: lower thresholds, more faces of both kinds answered 'other'; the first
+    row is the shipped threshold."""
+    rows = card["other"]["tradeoff"]
+    assert rows[0]["threshold"] == card["other"]["threshold"] and len(rows) >= 3
+    for a, b in zip(rows, rows[1:]):
+        assert b["max_val_cost"] > a["max_val_cost"] and b["threshold"] <= a["threshold"]
+        assert b["test_others_rejected"] >= a["test_others_rejected"] and b["test_cost"] >= a["test_cost"] - 0.005
+    for r in rows:
+        assert r["val_cost"] <= r["max_val_cost"] + 1e-9
 
 
 def test_other_threshold_reaches_the_command_line(tmp_path, crops, capsys):
