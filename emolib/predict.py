@@ -471,25 +471,15 @@ def load_predictor(
     path = resolve_model_dir(backends.default_model_dir() if model_dir is None else model_dir)
     card = read_card(path)
     which, tflite = backends.choose(backend, path, card)
+    common = {"card": card, "model_dir": path, "tta": tta, "other": other, "other_threshold": other_threshold}
     if which == "litert":
         try:
             runner = backends.LiteRTBackend(tflite, len(card["classes"]))
         except backends.BackendError as e:
             raise ModelDirError(str(e)) from None
-        return Predictor(
-            None,
-            card["classes"],
-            card=card,
-            model_dir=path,
-            tta=tta,
-            backend=runner,
-            other=other,
-            other_threshold=other_threshold,
-        )
+        return Predictor(None, card["classes"], backend=runner, **common)
     model = load_model(path, card)
     try:
-        return Predictor(
-            model, card["classes"], card=card, model_dir=path, tta=tta, other=other, other_threshold=other_threshold
-        )
+        return Predictor(model, card["classes"], **common)
     except backends.BackendError as e:  # e.g. an 'other' head that belongs to another model
         raise ModelDirError(f"{path}: {e}") from None
