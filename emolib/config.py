@@ -332,6 +332,10 @@ PROFILE_MODIFIERS: dict[str, dict] = {
     "aux": {"aux_classes": True},  # train with the other classes as auxiliary outputs (see Profile.aux_classes)
     # the two CNNs for 60 epochs instead of 40 (still one cosine decay): does the quick budget cut them short?
     "long": {"model_overrides": {"cnn": {"epoch_scale": 60 / 30}, "deepcnn": {"epoch_scale": 60 / 30}}},
+    # the two CNNs run their whole cosine budget: no early stopping (patience longer than any budget)
+    "fixed": {
+        "model_overrides": {"cnn": {"early_stopping_patience": 1000}, "deepcnn": {"early_stopping_patience": 1000}}
+    },
 }
 
 

@@ -146,5 +146,7 @@ def test_profile_modifiers_change_only_what_they_name():
     assert long.for_model("vgg16") == dataclasses.replace(
         quick.for_model("vgg16"), name="quick+long", description=long.description
     )
+    both = config.get_profile("quick+long+fixed").for_model("deepcnn")
+    assert both.schedule("deepcnn")[0].epochs == 60 and both.early_stopping_patience > 60
     with pytest.raises(ValueError, match="modifier"):
         config.get_profile("quick+fast")
