@@ -300,8 +300,7 @@ PROFILES: dict[str, Profile] = {
                 **QUICK_PRETRAIN_BUDGET["vgg16"],
             },
             "mobilenetv2": {"scratch_epochs": 10, **QUICK_PRETRAIN_BUDGET["mobilenetv2"]},
-            "cnn": dict(CNN_QUICK_BUDGET),
-            "deepcnn": dict(CNN_QUICK_BUDGET),
+            **{name: dict(CNN_QUICK_BUDGET) for name in CUSTOM_MODELS},
         },
     ),
     "full": Profile(
@@ -331,11 +330,9 @@ PROFILES: dict[str, Profile] = {
 PROFILE_MODIFIERS: dict[str, dict] = {
     "aux": {"aux_classes": True},  # train with the other classes as auxiliary outputs (see Profile.aux_classes)
     # the two CNNs for 60 epochs instead of 40 (still one cosine decay): does the quick budget cut them short?
-    "long": {"model_overrides": {"cnn": {"epoch_scale": 60 / 30}, "deepcnn": {"epoch_scale": 60 / 30}}},
+    "long": {"model_overrides": {name: {"epoch_scale": 60 / 30} for name in CUSTOM_MODELS}},
     # the two CNNs run their whole cosine budget: no early stopping (patience longer than any budget)
-    "fixed": {
-        "model_overrides": {"cnn": {"early_stopping_patience": 1000}, "deepcnn": {"early_stopping_patience": 1000}}
-    },
+    "fixed": {"model_overrides": {name: {"early_stopping_patience": 1000} for name in CUSTOM_MODELS}},
 }
 
 

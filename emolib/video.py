@@ -634,7 +634,7 @@ class _Run:
         row.update(x=x, y=y, w=w, h=h, status=status)
         n = len(self.classes)
         if smoothed is not None:
-            k = _decide(smoothed, n, self.threshold)
+            k = f["label"]  # decided once in flush (the track's statistics and the drawing use it too)
             row.update(emotion=self.labels[k], confidence=float(smoothed[k]))
         else:
             row.update(emotion=None, confidence=None)
