@@ -110,6 +110,8 @@ def run_key(
         "weights_used": weights_used,
         "max_train_per_class": cfg.profile.max_train_per_class,
         "stages": [[s.name, s.trainable, s.epochs, s.learning_rate, s.lr_schedule] for s in stages],
+        # early stopping changes which weights a run ends with (a run to the end vs one cut short)
+        "early_stopping_patience": cfg.profile.early_stopping_patience,
     }
     if aux_classes:
         key.update(aux_classes=list(aux_classes), aux_fingerprint=aux_fingerprint)

@@ -69,6 +69,12 @@ def test_quick_cnn_runs_a_fixed_cosine_budget_and_full_keeps_the_seed_schedule()
     (stage,) = quick_cnn.schedule("cnn")
     assert (stage.epochs, stage.learning_rate, stage.lr_schedule) == (40, 1e-3, "cosine")
     assert quick_cnn.early_stopping_patience >= 10
+    # the deeper CNN: 60 epochs, run to the end (chosen on validation, README ablation)
+    quick_deep = config.get_profile("quick").for_model("deepcnn")
+    (stage,) = quick_deep.schedule("deepcnn")
+    assert (stage.epochs, stage.lr_schedule) == (60, "cosine") and quick_deep.early_stopping_patience > 60
+    assert config.get_profile("quick").early_stopping_label("deepcnn") == "none (runs to the end)"
+    assert config.get_profile("quick").early_stopping_label("cnn") == quick_cnn.early_stopping_patience
     assert all(
         s.lr_schedule == "plateau" for name in config.MODEL_NAMES for s in config.get_profile("full").schedule(name)
     )
@@ -141,12 +147,12 @@ def test_profile_modifiers_change_only_what_they_name():
     for name in ("cnn", "deepcnn"):
         (stage,) = long.for_model(name).schedule(name)
         assert (stage.epochs, stage.lr_schedule) == (60, "cosine")
-        assert quick.for_model(name).schedule(name)[0].epochs == 40  # the base profile is untouched
         assert long.for_model(name).early_stopping_patience == quick.for_model(name).early_stopping_patience
+    assert quick.for_model("cnn").schedule("cnn")[0].epochs == 40  # the base profile is untouched
     assert long.for_model("vgg16") == dataclasses.replace(
         quick.for_model("vgg16"), name="quick+long", description=long.description
     )
-    both = config.get_profile("quick+long+fixed").for_model("deepcnn")
-    assert both.schedule("deepcnn")[0].epochs == 60 and both.early_stopping_patience > 60
+    both = config.get_profile("quick+long+fixed").for_model("cnn")
+    assert both.schedule("cnn")[0].epochs == 60 and both.early_stopping_patience > 60
     with pytest.raises(ValueError, match="modifier"):
         config.get_profile("quick+fast")

@@ -1,5 +1,6 @@
 """The training notebook end to end (smoke profile), model cards, stale-run protection, determinism."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -54,6 +55,17 @@ def test_a_run_for_other_data_is_cleared(tmp_path):
         stages=config.get_profile("full").schedule("cnn"),
     )
     assert modelcard.prepare_out_dir(out, longer) is True  # another schedule: start over
+    (out / "model.keras").write_text("trained with early stopping")
+    to_the_end = modelcard.run_key(
+        model_name="cnn",
+        cfg=dataclasses.replace(cfg, profile=config.get_profile("smoke+fixed").for_model("cnn")),
+        image_size=48,
+        data_fingerprint="bbb",
+        weights_used="none",
+        stages=config.get_profile("full").schedule("cnn"),
+    )
+    to_the_end["profile"] = longer["profile"]  # only the patience differs
+    assert modelcard.prepare_out_dir(out, to_the_end) is True  # another early stopping: start over
 
 
 @pytest.mark.slow
