@@ -59,6 +59,18 @@ def test_second_call_reuses_the_cache(cache, synthetic_dir):
     assert again.reused is True and again.key_id == pre.key_id and again.path.stat().st_mtime_ns == before
 
 
+def test_pretraining_is_reproducible(cache, synthetic_dir, tmp_path):
+    """The same key pretrained again from nothing gives the same backbone, to the last bit."""
+    again = pretrain.ensure_pretrained(_cfg(synthetic_dir), MODEL, synthetic_dir, cache_dir=tmp_path, progress=False)
+    assert again.reused is False and again.key_id == cache["first"].key_id
+    first, second = (
+        models.backbone_of(models.build_model(MODEL, (32, 32, 1), 3, weights=str(p.path)))
+        for p in (cache["first"], again)
+    )
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_cache_key_changes_with_classes_and_data(cache, synthetic_dir, tmp_path):
     pre = cache["first"]
     # Other task classes: other pretraining classes, another key (the cached entry is not used for it).
