@@ -7,7 +7,8 @@ core       config (parameters, profiles, schedules; a leaf), runinfo (atomic wri
            metric; the artifact schema), quiet (console noise, in one place), runlock (one run
            per reports folder)
 data       data (loaders, splits, class weights), checks (data checks), synthetic (generated
-           faces), pipeline (tf.data), download (Kaggle FER2013)
+           faces), pipeline (tf.data), tta (test-time augmentation views), download (Kaggle
+           FER2013)
 model      models (architectures), modelfolder (the model-folder contract: files, discovery,
            validated cards, safe loading), modelcard (what a card holds), train (staged training,
            checkpoints, resume), pretrain (backbones pretrained on the classes outside the task),

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emolib.ablation", description=__doc__.split("\n\n")[0])
     parser.add_argument("model_dirs", nargs="+", help="finished model folders (reports/models/<name>)")
     parser.add_argument("--task", default="angry,sad,surprise", help="the task's classes (default: %(default)s)")
-    parser.add_argument("--tta", action="store_true", help="score the flip-TTA predictions instead")
+    parser.add_argument("--tta", action="store_true", help="score the TTA predictions (*_tta.csv) instead")
     parser.add_argument("--csv", help="also write the table here")
     args = parser.parse_args(argv)
     try:

@@ -76,7 +76,11 @@ def _add_inference_options(parser: argparse.ArgumentParser, model_help: str) -> 
         metavar="N",
         help="faces per forward pass of the network (default: 64)",
     )
-    parser.add_argument("--tta", action="store_true", help="test-time augmentation: average with the mirrored face")
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average over 6 views of the face (3 scales, each also mirrored; 6x the compute)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

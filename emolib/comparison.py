@@ -27,6 +27,7 @@ import pandas as pd
 
 from . import evaluate
 from . import metrics as M
+from . import tta as tta_views
 from .config import MODEL_NAMES
 from .error_analysis import bootstrap_interval, ensure_predictions, load_or_evaluate, probs_of
 from .modelfolder import find_model_dirs
@@ -50,7 +51,7 @@ COMPARISON_COLUMNS: dict[str, str] = {
     "or the external reference",
     "kind": "model | ensemble | model_tta | ensemble_tta | external",
     "members": "models whose probabilities are averaged ('+'-joined; the model itself for single models)",
-    "tta": "True when predictions average the image and its horizontal mirror",
+    "tta": "True when predictions average the TTA views (emolib.tta: 3 scales, each also mirrored)",
     "n_test": "test images scored",
     "accuracy": "test accuracy",
     "accuracy_ci_low": "95% percentile-bootstrap interval of the accuracy, lower end",
@@ -300,7 +301,8 @@ def ensemble_rows(runs: ModelRuns, n_boot: int, seed: int, subset_metric: str) -
 
 
 def tta_rows(runs: ModelRuns, n_boot: int, seed: int, subset_metric: str) -> tuple[list[dict], list[str] | None]:
-    """Each model with mirror TTA, and the best-subset ensemble chosen on validation TTA probabilities.
+    """Each model with TTA (`emolib.tta`: 3 scales x mirror), and the best-subset ensemble chosen on
+    validation TTA probabilities.
 
     Returns (rows, the chosen TTA subset or None)."""
     names, classes = runs.names, runs.classes
@@ -315,8 +317,8 @@ def tta_rows(runs: ModelRuns, n_boot: int, seed: int, subset_metric: str) -> tup
             classes,
             n_boot,
             seed,
-            **runs.cost([n], 2.0),
-            note="mean of the image and its horizontal mirror",
+            **runs.cost([n], float(tta_views.N_VIEWS)),
+            note=f"mean over {tta_views.N_VIEWS} views: {tta_views.POLICY}",
         )
         for n in names
     ]
@@ -334,8 +336,8 @@ def tta_rows(runs: ModelRuns, n_boot: int, seed: int, subset_metric: str) -> tup
                 classes,
                 n_boot,
                 seed,
-                **runs.cost(best_tta, 2.0),
-                note=f"soft voting of the mirror-averaged {'+'.join(best_tta)}, subset chosen on "
+                **runs.cost(best_tta, float(tta_views.N_VIEWS)),
+                note=f"soft voting of the TTA-averaged {'+'.join(best_tta)}, subset chosen on "
                 f"validation TTA {subset_metric}",
             )
         )

@@ -5,9 +5,10 @@ model folder `<reports_dir>/models/<name>/`, `emolib.modelfolder`):
 
 * `predict_splits` runs the model on the validation and test splits;
 * `ensure_predictions` writes `val_predictions.csv`, `test_predictions.csv` and their
-  test-time-augmentation twins (`*_tta.csv`: mean of the image and its horizontal
-  mirror) once, and reuses them while they are newer than `model.keras` and list
-  exactly the images of the prepared splits;
+  test-time-augmentation twins (`*_tta.csv`: mean over the views of `emolib.tta`,
+  three scales and their mirrors) once, and reuses them while they are newer than
+  `model.keras`, list exactly the images of the prepared splits and (TTA) were made
+  with today's views (`tta.json` records them);
 * `evaluate_model` computes everything the error analysis reports and writes
   `metrics.json` (schema: `emolib.metrics`);
 * `headline_table`, `per_class_frame`, `calibration_table`, `tta_table`, `ci_table`,
@@ -29,6 +30,7 @@ import pandas as pd
 
 from . import evaluate
 from . import metrics as M
+from . import tta as tta_views
 from .modelfolder import METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, load_model, read_card
 from .runinfo import atomic_write_json, json_safe, now_iso
 
@@ -81,8 +83,8 @@ def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
 def predict_probs(model, pixels: np.ndarray, *, batch_size: int = 256, tta: bool = False, fwd=None) -> np.ndarray:
     """Class probabilities (N, K) for (N, H, W) uint8 pixels, float64 rows summing to 1.
 
-    Pixels are resized to the model's input side; with `tta` the result is the mean of
-    the image and its horizontal mirror.
+    Pixels are resized to the model's input side; with `tta` the result is the mean over
+    `emolib.tta.views` (three scales, each also mirrored).
     """
     size = _input_size(model)
     k = int(model.output_shape[-1])
@@ -91,9 +93,10 @@ def predict_probs(model, pixels: np.ndarray, *, batch_size: int = 256, tta: bool
     out = np.zeros((len(x), k), dtype=np.float64)
     for s in range(0, len(x), batch_size):
         xb = x[s : s + batch_size]
-        p = np.asarray(fwd(xb), dtype=np.float64)
-        if tta:
-            p = (p + np.asarray(fwd(np.ascontiguousarray(xb[:, :, ::-1, :])), dtype=np.float64)) / 2.0
+        if tta:  # all views of the chunk in one forward pass
+            p = tta_views.average(np.asarray(fwd(tta_views.views(xb)), dtype=np.float64), len(xb))
+        else:
+            p = np.asarray(fwd(xb), dtype=np.float64)
         out[s : s + len(xb)] = p
     total = out.sum(axis=1, keepdims=True)
     return out / np.where(total > 0, total, 1.0)
@@ -113,6 +116,16 @@ def prediction_file(model_dir, split: str, tta: bool = False) -> Path:
     if split == "test" and not tta:
         return Path(model_dir) / PREDICTIONS_FILE
     return Path(model_dir) / f"{split}_predictions{'_tta' if tta else ''}.csv"
+
+
+TTA_RECORD = "tta.json"  # the views the saved *_tta.csv files were made with
+
+
+def _tta_record_current(model_dir: Path) -> bool:
+    try:
+        return json.loads((model_dir / TTA_RECORD).read_text()).get("views") == tta_views.POLICY
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _is_current(path: Path, model_path: Path, paths: list[str], labels: list[str], classes) -> bool:
@@ -149,13 +162,14 @@ def ensure_predictions(
     out: dict[str, pd.DataFrame] = {}
     fwd = None
     for use_tta in (False, True) if tta else (False,):
+        same_views = not use_tta or _tta_record_current(model_dir)
         for split in SPLITS:
             key = f"{split}_tta" if use_tta else split
             path = prediction_file(model_dir, split, use_tta)
             paths = prepared.paths(split)
             _, y = prepared.split(split)
             labels = [classes[i] for i in y]
-            if not force and _is_current(path, model_path, paths, labels, classes):
+            if not force and same_views and _is_current(path, model_path, paths, labels, classes):
                 df = pd.read_csv(path)
                 df.attrs["written"] = False
             else:
@@ -168,6 +182,8 @@ def ensure_predictions(
                 evaluate.save_predictions(df, path)
                 df.attrs["written"] = True
             out[key] = df
+        if use_tta and not same_views:
+            atomic_write_json(model_dir / TTA_RECORD, {"views": tta_views.POLICY, "n_views": tta_views.N_VIEWS})
     return out
 
 
@@ -261,6 +277,7 @@ def evaluate_model(
         "macro_f1": M.macro_f1(y_test, tta_pred, k),
         "ece": M.ece(p_tta, y_test),
         "nll": M.nll(p_tta, y_test),
+        "views": tta_views.POLICY,
     }
     conf = p_test.max(axis=1)
     errors = {
@@ -391,7 +408,7 @@ def tta_table(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "TTA off": [t["accuracy"], t["macro_f1"], t["ece"], t["nll"]],
-            "TTA on (mirror average)": [a["accuracy"], a["macro_f1"], a["ece"], a["nll"]],
+            "TTA on (3 scales x mirror)": [a["accuracy"], a["macro_f1"], a["ece"], a["nll"]],
         },
         index=["accuracy", "macro F1", "ECE", "NLL"],
     )
@@ -465,8 +482,8 @@ def written_reading(metrics: dict) -> str:
     )
     d_acc, d_f1 = tta["accuracy"] - t["accuracy"], tta["macro_f1"] - t["macro_f1"]
     lines.append(
-        f"* Test-time augmentation (mirror average) changes accuracy by {d_acc:+.3f} and macro-F1 by "
-        f"{d_f1:+.3f}"
+        f"* Test-time augmentation (3 scales x mirror, {tta_views.N_VIEWS} views) changes accuracy by "
+        f"{d_acc:+.3f} and macro-F1 by {d_f1:+.3f}"
         + (
             " — within the bootstrap interval, so no clear effect."
             if abs(d_acc) < (ci["accuracy"]["high"] - ci["accuracy"]["low"]) / 2

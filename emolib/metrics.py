@@ -27,7 +27,8 @@ column name `val_macro_f1` (the macro-F1 on the validation split, per epoch).
   test_ci: {accuracy: {point, low, high}, macro_f1: {point, low, high}, ci, n_boot}
   calibration: {temperature (fitted on VALIDATION), fitted_on, ece_before, ece_after,
                 nll_before, nll_after} (on test)
-  tta: {accuracy, macro_f1, ece, nll} (test, mean of the image and its mirror)
+  tta: {accuracy, macro_f1, ece, nll, views} (test, mean over `emolib.tta.views`: 3 scales x mirror;
+       views names them, absent in files made with the mirror alone)
   errors: {n_errors, mean_confidence_correct, mean_confidence_incorrect, confidence_gap,
            bands, by_band [{band, n, n_errors, error_rate, share_of_all_errors}],
            confusion_patterns [{true, predicted, count, share_of_class_errors, mean_confidence}]}

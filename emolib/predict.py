@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from . import faces as _faces
+from . import tta as tta_views
 from .images import ImageReadError, is_image_path, near_blank, read_image
 from .modelfolder import (  # noqa: F401 - CARD_FILE, MODEL_FILE, ModelDirError re-exported for users
     CARD_FILE,
@@ -262,8 +263,8 @@ class Predictor:
         """(probabilities (N, classes), p_other (N,) or None) for face crops at (N, S, S[, 1]), raw pixels 0..255.
 
         p_other is the 'other' head's probability that a face shows none of the classes (None when the
-        model has no head or it is switched off). With TTA both are the mean over the image and its
-        horizontal mirror.
+        model has no head or it is switched off). With TTA both are the mean over `emolib.tta.views`
+        (3 scales, each also mirrored: 6 forward passes per face).
         """
         tta = self.tta if tta is None else tta
         x = np.asarray(x, dtype=np.float32)
@@ -277,10 +278,10 @@ class Predictor:
         for i in range(0, len(x), step):
             chunk = x[i : i + step]
             n = len(chunk)
-            if tta:  # image and mirror in one forward pass
-                probs, oth = self.backend.run(np.concatenate([chunk, chunk[:, :, ::-1, :]]))
-                probs = (probs[:n] + probs[n:]) / 2.0
-                oth = (oth[:n] + oth[n:]) / 2.0 if oth is not None else None
+            if tta:  # all views in one forward pass
+                probs, oth = self.backend.run(tta_views.views(chunk))
+                probs = tta_views.average(probs, n)
+                oth = tta_views.average(oth, n) if oth is not None else None
             else:
                 probs, oth = self.backend.run(chunk)
             out[i : i + step] = probs
@@ -291,7 +292,7 @@ class Predictor:
     def predict_arrays(self, x: np.ndarray, *, tta: bool | None = None, batch_size: int = 64) -> np.ndarray:
         """Probabilities (N, classes) for face crops already at (N, S, S[, 1]), raw pixels 0..255.
 
-        With TTA the result is the mean of the image and its horizontal mirror. The 'other' head's
+        With TTA the result is the mean over `emolib.tta.views`. The 'other' head's
         score is left out: see `predict_scores`.
         """
         return self.predict_scores(x, tta=tta, batch_size=batch_size)[0]

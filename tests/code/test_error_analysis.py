@@ -26,8 +26,8 @@ def test_predict_splits_probabilities(toy):
     assert tta["test"].shape == out["test"].shape
 
 
-def test_ensure_predictions_written_once_then_reused(toy, tmp_path):
-    from emolib import error_analysis
+def test_ensure_predictions_written_once_then_reused(toy, tmp_path, monkeypatch):
+    from emolib import error_analysis, tta
 
     reports = _copy_reports(toy, tmp_path)
     d = reports / "models" / "cnn"
@@ -57,6 +57,16 @@ def test_ensure_predictions_written_once_then_reused(toy, tmp_path):
     pd.read_csv(d / "val_predictions.csv").iloc[:-1].to_csv(d / "val_predictions.csv", index=False)
     os.utime(d / "val_predictions.csv", (future + 5, future + 5))
     assert error_analysis.ensure_predictions(d, prepared, tta=False)["val"].attrs["written"]
+    # TTA files made with other views (or before the views were recorded) are made again
+    assert json.loads((d / error_analysis.TTA_RECORD).read_text())["views"] == tta.POLICY
+    past = time.time() - 100
+    os.utime(d / "model.keras", (past, past))  # every file current again
+    assert not any(df.attrs["written"] for df in error_analysis.ensure_predictions(d, prepared).values())
+    monkeypatch.setattr(tta, "POLICY", "mirror only")
+    changed = error_analysis.ensure_predictions(d, prepared)
+    assert changed["val_tta"].attrs["written"] and changed["test_tta"].attrs["written"]
+    assert not changed["val"].attrs["written"]
+    assert json.loads((d / error_analysis.TTA_RECORD).read_text())["views"] == "mirror only"
 
 
 def test_evaluate_model_schema(toy, tmp_path):

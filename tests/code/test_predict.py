@@ -178,17 +178,22 @@ def test_batch_of_arrays_and_progress(predictor, capsys):
     assert "predict" in capsys.readouterr().err  # the tqdm bar, on stderr
 
 
-def test_tta_is_the_flip_average(model_dir):
+def test_tta_is_the_mean_over_the_views(model_dir):
+    from emolib import tta as T
+
     plain = P.load_predictor(model_dir)
     tta = P.load_predictor(model_dir, tta=True)
     crop = face_crop(21)
     [r] = tta.predict(crop)
-    p = plain.predict_arrays(crop[None])[0]
-    q = plain.predict_arrays(crop[None, :, ::-1])[0]
-    assert np.abs(p - q).max() > 1e-5  # the flip does change this asymmetric crop
-    np.testing.assert_allclose(list(r.probabilities.values()), (p + q) / 2, atol=1e-5)
+    assert crop.shape == (plain.size, plain.size)  # used as it is, no resizing
+    each = plain.predict_arrays(T.views(crop[None, ..., None].astype(np.float32)))
+    assert each.shape == (T.N_VIEWS, len(plain.classes))
+    assert np.abs(each[0] - each[1]).max() > 1e-5  # the mirror does change this asymmetric crop
+    assert np.abs(each[0] - each[2]).max() > 1e-5  # and so does the zoom
+    np.testing.assert_allclose(each[0], plain.predict_arrays(crop[None])[0], atol=1e-6)
+    np.testing.assert_allclose(list(r.probabilities.values()), each.mean(axis=0), atol=1e-5)
     [b] = tta.predict_batch([crop], progress=False)
-    np.testing.assert_allclose(list(b.probabilities.values()), (p + q) / 2, atol=1e-5)
+    np.testing.assert_allclose(list(b.probabilities.values()), each.mean(axis=0), atol=1e-5)
 
 
 def test_iter_image_paths(tmp_path):
