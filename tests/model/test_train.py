@@ -198,6 +198,28 @@ def test_macro_f1_callback_uses_full_validation_set(datasets):
     assert logs["val_macro_f1"] == pytest.approx(want)
 
 
+def test_one_validation_pass_logs_what_keras_validation_would(datasets):
+    """train() fits without validation_data: the callback's single pass must log Keras' numbers."""
+    train_ds, val_ds, _, _ = datasets
+    model = build_model("cnn", (SIZE, SIZE, 1), n_classes=3, l2=1e-2)  # a visible L2 penalty
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    model.fit(train_ds.take(2), epochs=1, verbose=0)  # BatchNorm statistics away from their start
+    assert sum(float(keras.ops.convert_to_numpy(w)) for w in model.losses) > 0.01
+    cb = MacroF1Callback(val_ds, loss_and_accuracy=True)
+    cb.set_model(model)
+    logs = {}
+    cb.on_epoch_end(0, logs)
+    want = model.evaluate(val_ds, verbose=0, return_dict=True)
+    assert logs["val_loss"] == pytest.approx(want["loss"], rel=1e-5)
+    assert logs["val_accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
+    assert "val_macro_f1" in logs
+    plain = {}
+    only_f1 = MacroF1Callback(val_ds)
+    only_f1.set_model(model)
+    only_f1.on_epoch_end(0, plain)
+    assert set(plain) == {"val_macro_f1"} and plain["val_macro_f1"] == logs["val_macro_f1"]
+
+
 def test_cosine_lr_curve():
     from emolib.train import cosine_lr
 
