@@ -147,6 +147,14 @@ def test_other_on_fer2013_test_costs_what_the_card_says(real_fer2013, card):
     print(f"FER2013 test macro-F1 {without:.4f} -> {with_other:.4f} with 'other' (cost {without - with_other:.4f})")
     assert without == pytest.approx(card["test_metrics"]["macro_f1"], abs=0.002)
     assert without - with_other == pytest.approx(card["other"]["test"]["cost"], abs=0.002)
+    # TTA: what `emolib predict --tta` does now (emolib.tta's views) scores what the card says
+    from emolib import tta as T
+
+    assert card["test_metrics"]["tta"]["views"] == T.POLICY
+    probs_tta, _ = p.predict_scores(x, batch_size=256, tta=True)
+    with_tta = macro_f1_with_other(y, probs_tta, None, None, 3)
+    print(f"FER2013 test macro-F1 with TTA {with_tta:.4f}")
+    assert with_tta == pytest.approx(card["test_metrics"]["tta"]["macro_f1"], abs=0.002)
 
 
 @pytest.mark.realdata
