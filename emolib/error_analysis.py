@@ -183,7 +183,7 @@ def ensure_predictions(
                 df.attrs["written"] = True
             out[key] = df
         if use_tta and not same_views:
-            atomic_write_json(model_dir / TTA_RECORD, {"views": tta_views.POLICY, "n_views": tta_views.N_VIEWS})
+            atomic_write_json(model_dir / TTA_RECORD, {"views": tta_views.POLICY})
     return out
 
 

@@ -83,8 +83,8 @@ def make_dataset(
         # Shuffle indices, not images: a shuffle buffer of images (94 MB for 10k faces at 48 px) was
         # allocated and filled anew at every epoch, and on this VM the first batch of an epoch then
         # sometimes waited 9-13 s. The shuffle's order does not depend on what it shuffles, so the
-        # same seed gives the same batches as shuffling the images did (tests/model/test_pipeline.py).
-        whole = next(iter(ds.batch(max(len(x), 1))))  # every prepared item, once, in memory
+        # same seed gives the same batches as shuffling the images did (tests/data/test_pipeline.py).
+        whole = next(iter(ds.batch(len(x))))  # every prepared item, once, in memory
         whole = whole if isinstance(whole, tuple) else (whole,)
 
         def gather(idx):
