@@ -73,9 +73,10 @@ __all__ = [
     "pretraining_learned",
 ]
 
-PRETRAIN_VERSION = 3  # bump when this module changes what a pretrained backbone is
+PRETRAIN_VERSION = 4  # bump when this module changes what a pretrained backbone is
 # 2: no early stopping (the cosine budget runs to its end); VGG16 at a tenth of the learning rate
 # 3: seeded with op determinism before the model is built (v2's initial weights were not seeded)
+# 4: the backbone pretrains under a linear head (models.build_pretraining_model), not the task head
 DEFAULT_CACHE_DIR = Path("data/interim/pretrained")
 BACKBONE_FILE = "backbone.weights.h5"
 INFO_FILE = "pretrained.json"
@@ -299,7 +300,7 @@ def ensure_pretrained(
     val_ds = pipeline.make_dataset(
         pixels[va], frame.loc[va, "y"].to_numpy(), image_size=size, batch_size=profile.batch_size
     )
-    model, _ = models.build_model_with_info(model_name, (size, size, 1), n_classes=len(classes), weights="none")
+    model = models.build_pretraining_model(model_name, (size, size, 1), n_classes=len(classes))
     bar = _epoch_bar(sum(s.epochs for s in stages), f"pretrain {model_name}", progress)
     result = train.train(
         model,

@@ -156,3 +156,24 @@ def test_profile_modifiers_change_only_what_they_name():
     assert both.schedule("cnn")[0].epochs == 60 and both.early_stopping_patience > 60
     with pytest.raises(ValueError, match="modifier"):
         config.get_profile("quick+fast")
+
+
+def test_the_plan_follows_what_the_backbone_starts_from():
+    quick, full = config.get_profile("quick"), config.get_profile("full")
+    for name in ("mobilenetv2", "resnet50"):
+        p = quick.for_model(name)
+        plan = p.plan(name, "disjoint")
+        # frozen base first, then the whole backbone, each on its own cosine decay, run to the end
+        assert [(s.trainable, s.lr_schedule) for s in plan] == [("head", "cosine"), ("all", "cosine")]
+        assert plan == config.QUICK_DISJOINT_PLANS[name]
+        assert p.early_stopping_patience > sum(s.epochs for s in plan)
+        assert p.plan(name, "imagenet") == p.schedule(name)  # ImageNet weights keep the seed's schedule
+        assert p.plan(name, "file") == p.schedule(name)
+        assert p.plan(name, "none") == p.scratch_schedule(name)
+        # the full profile (a GPU) keeps the seed's schedule whatever the weights
+        assert full.for_model(name).plan(name, "disjoint") == full.schedule(name)
+    # VGG16 has no quick plan of its own; the CNNs' plan does not depend on weights
+    assert quick.for_model("vgg16").plan("vgg16", "disjoint") == quick.for_model("vgg16").schedule("vgg16")
+    for name in config.CUSTOM_MODELS:
+        p = quick.for_model(name)
+        assert p.plan(name, "disjoint") == p.plan(name, "none") == p.schedule(name)
