@@ -206,8 +206,8 @@ class Profile:
         """
         if weights_kind == "none":
             return self.scratch_schedule(model_name)
-        if weights_kind == "disjoint" and self.disjoint_stages and model_name not in CUSTOM_MODELS:
-            return tuple(self.disjoint_stages)
+        if weights_kind == "disjoint" and self.disjoint_stages:  # the CNNs are never 'disjoint'
+            return self.disjoint_stages
         return self.schedule(model_name)
 
     def image_size(self, model_name: str) -> int:

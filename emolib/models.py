@@ -340,9 +340,7 @@ def build_pretraining_model(name: str, input_shape, n_classes: int) -> keras.Mod
     x = _random_backbone(name, shape[:2] + (3,))(x)
     x = layers.GlobalAveragePooling2D(name="head_gap")(x)
     out = layers.Dense(int(n_classes), activation="softmax", dtype="float32", name="predictions")(x)
-    model = keras.Model(inp, out, name=f"{name}_pretraining")
-    apply_stage(model, "scratch")
-    return model
+    return keras.Model(inp, out, name=f"{name}_pretraining")  # built trainable: every layer learns
 
 
 def build_model_with_info(

@@ -339,8 +339,7 @@ def test_pretraining_model_is_the_backbone_under_a_linear_head():
     # The task head (three Dense layers with dropout and BatchNorm) kept a random backbone at guessing
     # level; the pretraining model puts only GAP -> softmax on it, and its backbone is the task model's.
     pre = models.build_pretraining_model(MODEL, (32, 32, 1), 4)
-    own = [lyr for lyr in models.head_layers(pre)]
-    assert [type(lyr).__name__ for lyr in own] == ["GlobalAveragePooling2D", "Dense"]
+    assert [type(lyr).__name__ for lyr in models.head_layers(pre)] == ["GlobalAveragePooling2D", "Dense"]
     assert pre.output_shape == (None, 4) and pre.get_layer("predictions").activation.__name__ == "softmax"
     backbone = models.backbone_of(pre)
     assert all(w.trainable for w in pre.weights if "moving" not in w.path)  # everything learns, BN included
