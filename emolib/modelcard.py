@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .config import TRAIN_LOOP_VERSION
 from .modelfolder import RUN_KEY_FILE, write_card  # noqa: F401 - write_card: the card is written through modelfolder
 from .runinfo import atomic_write_json, library_versions, machine_info, now_iso
 
@@ -112,6 +113,8 @@ def run_key(
         "stages": [[s.name, s.trainable, s.epochs, s.learning_rate, s.lr_schedule] for s in stages],
         # early stopping changes which weights a run ends with (a run to the end vs one cut short)
         "early_stopping_patience": cfg.profile.early_stopping_patience,
+        # another training loop gives other batches from the same seed
+        "train_loop_version": TRAIN_LOOP_VERSION,
     }
     if aux_classes:
         key.update(aux_classes=list(aux_classes), aux_fingerprint=aux_fingerprint)

@@ -343,6 +343,51 @@ def build_pretraining_model(name: str, input_shape, n_classes: int) -> keras.Mod
     return keras.Model(inp, out, name=f"{name}_pretraining")  # built trainable: every layer learns
 
 
+def has_batchnorm(model: keras.Model) -> bool:
+    """Whether any layer of `model` (nested models included) is a BatchNormalization."""
+    return any(
+        isinstance(lyr, layers.BatchNormalization) or (isinstance(lyr, keras.Model) and has_batchnorm(lyr))
+        for lyr in model.layers
+    )
+
+
+def lsuv_init(model: keras.Model, pixels, *, seed: int = 42, tolerance: float = 0.05, max_rounds: int = 5) -> list:
+    """Layer-sequential unit-variance init (Mishkin & Matas, "All you need is a good init", 2016).
+
+    For a deep plain network without BatchNorm (VGG16) trained from random weights: every Conv2D
+    of the backbone, first to last, gets an orthogonal kernel, then is rescaled until its output's
+    standard deviation on `pixels` (raw 0..255 faces, (N, H, W) or (N, H, W, 1)) is 1. Keras'
+    default Glorot init shrinks a ReLU signal at every one of VGG16's 13 convolutions, and He init
+    fed the 'caffe' preprocessing's +-128 inputs blows it up (pretraining loss 11); from either
+    start the quick pretraining stayed at guessing level. `model` holds a BackbonePreprocess layer
+    and a 'backbone' sub-model (`build_pretraining_model`). Returns each convolution's output
+    standard deviation before its last rescaling (the init's log).
+    """
+    import numpy as np
+
+    backbone = backbone_of(model)
+    preprocess = next(lyr for lyr in model.layers if isinstance(lyr, BackbonePreprocess))
+    x = np.asarray(pixels, dtype="float32")
+    x = x[..., None] if x.ndim == 3 else x
+    inputs = preprocess(x)
+    orthogonal = keras.initializers.Orthogonal(seed=seed)
+    log = []
+    for lyr in backbone.layers:
+        if not isinstance(lyr, layers.Conv2D):
+            continue
+        lyr.kernel.assign(orthogonal(lyr.kernel.shape))
+        if lyr.use_bias:
+            lyr.bias.assign(ops.zeros_like(lyr.bias))
+        upto = keras.Model(backbone.input, lyr.output)
+        for _ in range(max_rounds):
+            std = float(ops.std(upto(inputs)))
+            lyr.kernel.assign(lyr.kernel / max(std, 1e-8))
+            if abs(std - 1.0) < tolerance:
+                break
+        log.append((lyr.name, std))
+    return log
+
+
 def build_model_with_info(
     name: str,
     input_shape=(48, 48, 1),

@@ -396,6 +396,25 @@ class _Run:
         return [self.ckpt / name for name in (self.state.pop(k, None) for k in keys) if name]
 
 
+def one_iterator(train_ds):
+    """(data, steps_per_epoch) for `fit` to read the whole stage from one iterator.
+
+    Given a dataset without `steps_per_epoch`, `fit` makes a new iterator over it at every epoch
+    start, and on this project's 2-core VM the first batch of an epoch then now and then waited
+    9-15 s (README, ablation). Repeating the dataset and telling `fit` the number of batches in
+    one pass keeps a single iterator: every epoch still sees each training face once, reshuffled.
+    A dataset of unknown or infinite length (or not a tf.data.Dataset) is passed through as it is.
+    """
+    import tensorflow as tf
+
+    if not isinstance(train_ds, tf.data.Dataset):
+        return train_ds, None
+    batches = int(train_ds.cardinality())
+    if batches <= 0:  # tf.data.UNKNOWN_CARDINALITY (-2), INFINITE_CARDINALITY (-1) or empty
+        return train_ds, None
+    return train_ds.repeat(), batches
+
+
 def train(
     model,
     train_ds,
@@ -553,8 +572,10 @@ def train(
                     initial_state=rlr_state,
                 )
             cks = _Checkpointer(run, i, stage, es, rlr)
+            fit_data, steps_per_epoch = one_iterator(train_ds)
             model.fit(
-                train_ds,  # validation: MacroF1Callback's single pass logs val_loss/val_accuracy/val_macro_f1
+                fit_data,  # validation: MacroF1Callback's single pass logs val_loss/val_accuracy/val_macro_f1
+                steps_per_epoch=steps_per_epoch,
                 epochs=int(stage.epochs),
                 initial_epoch=done_epochs,
                 class_weight=class_weight,

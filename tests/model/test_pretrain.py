@@ -347,3 +347,29 @@ def test_pretraining_model_is_the_backbone_under_a_linear_head():
     assert [w.shape for w in backbone.weights] == [w.shape for w in task.weights]
     with pytest.raises(ValueError, match="no keras.applications backbone"):
         models.build_pretraining_model("cnn", (48, 48, 1), 4)
+
+
+def test_lsuv_init_gives_every_convolution_unit_variance_on_faces():
+    # VGG16 has no BatchNorm; from Keras' default init its quick pretraining stayed at guessing level.
+    pre = models.build_pretraining_model("vgg16", (32, 32, 1), 4)
+    assert not models.has_batchnorm(pre)
+    assert models.has_batchnorm(models.build_pretraining_model(MODEL, (32, 32, 1), 4))
+    faces = np.random.default_rng(0).integers(0, 256, (16, 32, 32), dtype=np.uint8)
+    before = [w.numpy().copy() for w in pre.weights]
+    log = models.lsuv_init(pre, faces, seed=3)
+    backbone = models.backbone_of(pre)
+    convs = [lyr for lyr in backbone.layers if isinstance(lyr, keras.layers.Conv2D)]
+    assert [name for name, _ in log] == [c.name for c in convs] and len(convs) == 13
+    inputs = pre.get_layer("preprocess")(faces[..., None].astype("float32"))
+    for conv in convs:  # measured now, after every later layer was set: each output has std ~1
+        std = float(np.std(keras.Model(backbone.input, conv.output)(inputs)))
+        assert abs(std - 1.0) < 0.1, (conv.name, std)
+    # only the backbone's convolutions changed; the head is left as built
+    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, pre.weights)]
+    assert any(changed) and not changed[-1] and not changed[-2]
+
+
+def test_vgg16_pretraining_records_its_lsuv_init(cache, synthetic_dir, tmp_path):
+    pre = pretrain.ensure_pretrained(_cfg(synthetic_dir), "vgg16", synthetic_dir, cache_dir=tmp_path, progress=False)
+    assert pre.info["init"].startswith("LSUV") and pre.path.exists()
+    assert cache["first"].info["init"] == "keras default"  # MobileNetV2 has BatchNorm: Keras' init

@@ -262,3 +262,39 @@ def test_cosine_stage_follows_curve_and_resumes_on_it(tmp_path, datasets):
     # the plain schedule is another run: its checkpoint is not mistaken for this one
     with pytest.raises(ValueError, match="different schedule"):
         train(build_model("cnn", (SIZE, SIZE, 1)), small, val_ds, (Stage("train", "all", 5, 2e-3),), out, verbose=0)
+
+
+def test_one_iterator_repeats_a_finite_dataset_and_keeps_the_epoch_length():
+    from emolib.train import one_iterator
+
+    ds, _, _ = _data(5, seed=3, batch=4)  # 15 faces: 4 batches, the last one short
+    data, steps = one_iterator(ds)
+    assert steps == 4
+    two_epochs = [int(b[1].shape[0]) for b in data.take(2 * steps)]
+    assert two_epochs == [4, 4, 4, 3, 4, 4, 4, 3]  # each epoch: every face once
+    unknown = ds.filter(lambda x, y: True)  # cardinality unknown: left to Keras as it is
+    assert one_iterator(unknown) == (unknown, None)
+    assert one_iterator(ds.repeat())[1] is None
+    arrays = (np.zeros((4, SIZE, SIZE, 1)), np.zeros(4))
+    assert one_iterator(arrays) == (arrays, None)
+
+
+def test_training_sees_every_batch_once_per_epoch(tmp_path, datasets):
+    train_ds, val_ds, _, _ = datasets
+    n_batches = int(train_ds.cardinality())
+
+    class _Batches(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.per_epoch = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.per_epoch.append(0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.per_epoch[-1] += 1
+
+    counter = _Batches()
+    model = build_model("cnn", (SIZE, SIZE, 1), 3)
+    train(model, train_ds, val_ds, (Stage("train", "all", 3, 1e-3),), tmp_path, verbose=0, callbacks=[counter])
+    assert counter.per_epoch == [n_batches] * 3

@@ -66,6 +66,9 @@ def test_a_run_for_other_data_is_cleared(tmp_path):
     )
     to_the_end["profile"] = longer["profile"]  # only the patience differs
     assert modelcard.prepare_out_dir(out, to_the_end) is True  # another early stopping: start over
+    (out / "model.keras").write_text("trained by an older training loop")
+    older_loop = dict(to_the_end, train_loop_version=config.TRAIN_LOOP_VERSION - 1)
+    assert modelcard.prepare_out_dir(out, older_loop) is True  # other batches from the same seed
 
 
 @pytest.mark.slow
