@@ -141,6 +141,7 @@ class WeightsChoice:
                     "reused_from_cache": p.reused,
                     "key": p.key,
                     "pretrain_val_macro_f1": p.info.get("val_macro_f1"),
+                    "pretrain_init": p.info.get("init", "keras default"),  # entries before v5 had no LSUV
                     "pretrain_images": p.info.get("images"),
                 }
             )

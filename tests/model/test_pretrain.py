@@ -107,6 +107,7 @@ def test_fine_tuning_starts_from_the_cached_backbone(cache, synthetic_dir, monke
     )
     assert info["weights_used"] == pre.label and info["weights_file"] == str(pre.path.resolve())
     assert info["weights_source"]["kind"] == "disjoint" and info["weights_source"]["reused_from_cache"] is True
+    assert info["weights_source"]["pretrain_init"] == "keras default"  # MobileNetV2: BatchNorm, no LSUV
     assert info["weights_notes"] == []
     reference = models.backbone_of(models.build_model(MODEL, (32, 32, 1), 3, weights="none"))
     reference.load_weights(str(pre.path))
