@@ -277,15 +277,18 @@ QUICK_PRETRAIN_BUDGET: dict[str, dict] = {
 # with a cosine decay. The seed's schedule (head at 1e-4, then the top 30 layers at 1e-5) suits ImageNet
 # weights; from these weaker features it barely moved: on validation MobileNetV2 reached macro-F1 0.481
 # with it, 0.579 with this plan (README, ablation). ResNet50: 0.505. VGG16 (no BatchNorm) has its own.
-def _disjoint_plan(finetune_epochs: int) -> tuple[Stage, ...]:
-    return (Stage("head", "head", 4, 1e-3, "cosine"), Stage("finetune", "all", finetune_epochs, 3e-4, "cosine"))
+def _disjoint_plan(finetune_epochs: int, head_epochs: int = 4, finetune_lr: float = 3e-4) -> tuple[Stage, ...]:
+    return (
+        Stage("head", "head", head_epochs, 1e-3, "cosine"),
+        Stage("finetune", "all", finetune_epochs, finetune_lr, "cosine"),
+    )
 
 
 QUICK_DISJOINT_PLANS: dict[str, tuple[Stage, ...]] = {
     # VGG16 (pretrained since LSUV init, PRETRAIN_VERSION 5): the head 2 epochs at 1e-3, then the whole
     # backbone 3 at 1e-4 (it collapsed at 1e-3 in pretraining), the 5 epochs its from-scratch run has:
     # validation macro-F1 0.484 against 0.419 from scratch; the whole backbone at 3e-4 after 1 head epoch: 0.412
-    "vgg16": (Stage("head", "head", 2, 1e-3, "cosine"), Stage("finetune", "all", 3, 1e-4, "cosine")),
+    "vgg16": _disjoint_plan(3, head_epochs=2, finetune_lr=1e-4),
     # 26 epochs of fine-tuning, not 10: at 10 it was still underfitting (train accuracy 0.58); 26
     # reached validation macro-F1 0.673 against 0.589 for ~200 s more (README, ablation)
     "mobilenetv2": _disjoint_plan(26),

@@ -82,6 +82,7 @@ PRETRAIN_VERSION = 5  # bump when this module changes what a pretrained backbone
 DEFAULT_CACHE_DIR = Path("data/interim/pretrained")
 BACKBONE_FILE = "backbone.weights.h5"
 LSUV_FACES = 256  # faces the LSUV init of a backbone without BatchNorm measures its layers on
+KERAS_INIT = "keras default"  # pretrained.json's "init" of a backbone with BatchNorm (and of entries before v5)
 INFO_FILE = "pretrained.json"
 RUN_DIR = "run"
 SOURCE_PREFIX = "fer2013-disjoint"  # weights_used of a backbone pretrained here
@@ -141,7 +142,7 @@ class WeightsChoice:
                     "reused_from_cache": p.reused,
                     "key": p.key,
                     "pretrain_val_macro_f1": p.info.get("val_macro_f1"),
-                    "pretrain_init": p.info.get("init", "keras default"),  # entries before v5 had no LSUV
+                    "pretrain_init": p.info.get("init", KERAS_INIT),
                     "pretrain_images": p.info.get("images"),
                 }
             )
@@ -307,11 +308,11 @@ def ensure_pretrained(
     model = models.build_pretraining_model(model_name, (size, size, 1), n_classes=len(classes))
     # A backbone without BatchNorm (VGG16) did not learn from Keras' default init on the quick budget
     # (validation macro-F1 0.191 on 4 classes); scaled layer by layer on real faces it does (README).
-    init = "keras default"
+    init = KERAS_INIT
     if not models.has_batchnorm(model):
-        train_pixels = pixels[tr]
-        picked = np.random.default_rng(cfg.seed).permutation(len(train_pixels))[:LSUV_FACES]
-        models.lsuv_init(model, train_pixels[np.sort(picked)], seed=cfg.seed)
+        train_rows = np.flatnonzero(tr)  # index the faces, rather than copy the training pixels again
+        picked = np.sort(np.random.default_rng(cfg.seed).permutation(len(train_rows))[:LSUV_FACES])
+        models.lsuv_init(model, pixels[train_rows[picked]], seed=cfg.seed)
         init = f"LSUV (orthogonal, unit variance per convolution) on {len(picked)} training faces"
     bar = _epoch_bar(sum(s.epochs for s in stages), f"pretrain {model_name}", progress)
     result = train.train(
