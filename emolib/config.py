@@ -251,12 +251,13 @@ class Profile:
 # MobileNetV2 at 48x48 ~3.8 ms (387 s / 10 / 10,196). The disjoint classes of angry/sad/surprise
 # (disgust, fear, happy, neutral) have ~14,200 training faces after the validation carve; capped per class:
 #   mobilenetv2 3,000/class (~9,400 faces, ~36 s an epoch) x 15 epochs ~ 9 min
-#   resnet50    3,000/class (~9,400 faces) x 12 epochs ~ 10 min (1,500/class: 287 s in the 65.8-min run)
+#   resnet50    3,000/class (~9,400 faces) x 12 epochs ~ 10 min (measured: 461 s; 1,500/class: 287 s)
 #   vgg16       1,200/class (~4,000 faces, ~54 s an epoch) x 10 epochs ~ 9 min
-# Measured (README, Results): 337 s, 380 s and 348 s, ~18 min of pretraining; the whole quick run ~42 min,
-# under the 75 min target. THE KNOB: lower these epochs (or the caps) if a quick run overshoots; the
-# pretrained backbones are cached, so a second `make all` does not pay for them again. On this budget,
-# under the linear pretraining head (PRETRAIN_VERSION 4), MobileNetV2 (0.447 on 4 classes) and ResNet50
+# Measured (README, Results; the 68.7-min quick run of 9c641b3): MobileNetV2 337 s, ResNet50 461 s, VGG16
+# 257 s, ~18 min of pretraining, under the 75 min target for the whole run. THE KNOB: lower these
+# epochs (or the caps) if a quick run overshoots; the pretrained backbones are cached, so a second
+# `make all` does not pay for them again. On this budget, under the linear pretraining head
+# (PRETRAIN_VERSION 4), MobileNetV2 (0.447 on 4 classes) and ResNet50
 # (0.336) learn; VGG16 (0.191) did not until its LSUV init (PRETRAIN_VERSION 5: 0.385, bar 0.30).
 # VGG16 has no BatchNorm: from random init at Adam's 1e-3 its first quick pretraining stayed at guessing
 # level (loss flat, validation macro-F1 0.25 on 4 classes after 10 epochs); it pretrains at 1e-4 (with
