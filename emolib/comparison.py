@@ -15,7 +15,6 @@ The test split is only ever used for reporting: ensemble members are chosen on v
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -31,7 +30,7 @@ from . import tta as tta_views
 from .config import MODEL_NAMES
 from .error_analysis import bootstrap_interval, ensure_predictions, load_or_evaluate, probs_of
 from .modelfolder import find_model_dirs
-from .runinfo import atomic_path, atomic_write_json, json_safe, now_iso
+from .runinfo import atomic_path, atomic_write_json, frame_json, json_safe, now_iso
 
 COMPARISON_JSON = "comparison.json"
 COMPARISON_CSV = "comparison.csv"
@@ -453,7 +452,7 @@ def comparison_table(
     summary = {
         "schema_version": M.SCHEMA_VERSION,
         "columns": COMPARISON_COLUMNS,
-        "rows": json.loads(table.to_json(orient="records")),
+        "rows": frame_json(table),
         "models": names,
         "classes": runs.classes,
         "n_val": int(len(runs.y_val)),
@@ -467,8 +466,8 @@ def comparison_table(
         "significance": {
             "test": "exact McNemar on paired test predictions, Holm-adjusted over all pairs",
             "alpha": alpha,
-            "pairwise": json.loads(pairwise.to_json(orient="records")),
-            "matrix_p_holm": json.loads(matrix.to_json(orient="index")) if len(matrix) else {},
+            "pairwise": frame_json(pairwise),
+            "matrix_p_holm": frame_json(matrix, orient="index") if len(matrix) else {},
         },
         "ranks": ranks,
         "strengths_weaknesses": _strengths_weaknesses(

@@ -32,7 +32,7 @@ from . import evaluate
 from . import metrics as M
 from . import tta as tta_views
 from .modelfolder import METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, load_model, read_card
-from .runinfo import atomic_write_json, json_safe, now_iso
+from .runinfo import atomic_write_json, frame_json, json_safe, now_iso
 
 SPLITS = ("val", "test")
 CONFIDENCE_BANDS = (0.6, 0.8)
@@ -236,7 +236,7 @@ def _epochs(card: dict) -> int | None:
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
-    return json.loads(df.to_json(orient="records"))
+    return frame_json(df)
 
 
 def evaluate_model(

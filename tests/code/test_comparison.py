@@ -10,6 +10,12 @@ import pandas as pd
 from tests.code.toy_study import copy_reports as _copy_reports
 
 
+def evaluate_p(b: int, c: int) -> float:
+    from scipy import stats
+
+    return 1.0 if b + c == 0 else min(1.0, float(stats.binomtest(b, b + c, 0.5).pvalue))
+
+
 def test_comparison_table_rows_and_columns(toy, tmp_path):
     from emolib import comparison, reference
 
@@ -55,6 +61,11 @@ def test_comparison_table_rows_and_columns(toy, tmp_path):
     assert list(csv.columns) == list(comparison.COMPARISON_COLUMNS) and len(csv) == len(table)
     js = json.loads((reports / "comparison.json").read_text())
     assert js["columns"] == comparison.COMPARISON_COLUMNS and len(js["rows"]) == len(table)
+    # every number as computed: the p-values were once rounded to 10 decimals (4.9e-13 -> 0.0)
+    pairwise = pd.DataFrame(js["significance"]["pairwise"])
+    for r in pairwise.itertuples():
+        assert r.p_value == evaluate_p(r.b, r.c)
+    assert js["rows"][0]["macro_f1"] == float(table["macro_f1"].iloc[0])
     assert (reports / "models" / "mobilenetv2" / "metrics.json").is_file()  # evaluated on the way
     # per-class winners, significance, strengths & weaknesses
     f1 = comparison.per_class_tables(summary)["f1"]
@@ -104,3 +115,18 @@ def test_best_subset_is_chosen_on_validation(toy, tmp_path):
     assert acc["cnn"] == 1.0 and acc["mobilenetv2"] == 0.0
     assert acc[comparison.ENSEMBLE_BEST] == 0.0  # what validation chose, however it does on test
     assert table.set_index("model").loc[comparison.ENSEMBLE_BEST, "members"] == "mobilenetv2"
+
+
+def test_frame_json_keeps_every_float_whole():
+    from emolib.runinfo import frame_json, to_json
+
+    df = pd.DataFrame({"name": ["a", "b", "c"], "p": [4.943755429761924e-13, 3.0e-60, np.nan], "n": [1, 2, 3]})
+    rows = frame_json(df)
+    assert rows == [
+        {"name": "a", "p": 4.943755429761924e-13, "n": 1},
+        {"name": "b", "p": 3.0e-60, "n": 2},
+        {"name": "c", "p": None, "n": 3},
+    ]
+    assert json.loads(to_json(rows)) == rows  # strict JSON, round trip exact
+    matrix = pd.DataFrame([[np.nan, 4.9e-13], [4.9e-13, np.nan]], index=["x", "y"], columns=["x", "y"])
+    assert frame_json(matrix, orient="index") == {"x": {"x": None, "y": 4.9e-13}, "y": {"x": 4.9e-13, "y": None}}
