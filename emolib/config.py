@@ -257,8 +257,8 @@ class Profile:
 # 257 s, ~18 min of pretraining, under the 75 min target for the whole run. THE KNOB: lower these
 # epochs (or the caps) if a quick run overshoots; the pretrained backbones are cached, so a second
 # `make all` does not pay for them again. On this budget, under the linear pretraining head
-# (PRETRAIN_VERSION 4), MobileNetV2 (0.447 on 4 classes) and ResNet50
-# (0.336) learn; VGG16 (0.191) did not until its LSUV init (PRETRAIN_VERSION 5: 0.385, bar 0.30).
+# (PRETRAIN_VERSION 4), MobileNetV2 (0.447 on 4 classes) and ResNet50 (0.336) learn; VGG16 (0.191)
+# did not until its LSUV init (PRETRAIN_VERSION 5: 0.385, bar 0.30).
 # VGG16 has no BatchNorm: from random init at Adam's 1e-3 its first quick pretraining stayed at guessing
 # level (loss flat, validation macro-F1 0.25 on 4 classes after 10 epochs); it pretrains at 1e-4 (with
 # the LSUV init at 1e-3 it collapsed to one class within 2 epochs).

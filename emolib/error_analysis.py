@@ -235,10 +235,6 @@ def _epochs(card: dict) -> int | None:
     return int(sum(int(s.get("epochs_run", 0) or 0) for s in stages)) if stages else None
 
 
-def _records(df: pd.DataFrame) -> list[dict]:
-    return frame_json(df)
-
-
 def evaluate_model(
     model_dir, prepared, n_boot: int = 1000, seed: int = 42, *, batch_size: int = 256, write: bool = True, model=None
 ) -> dict:
@@ -286,8 +282,8 @@ def evaluate_model(
         "mean_confidence_incorrect": test.get("mean_confidence_incorrect"),
         "confidence_gap": test.get("confidence_gap"),
         "bands": list(CONFIDENCE_BANDS),
-        "by_band": _records(evaluate.errors_by_confidence_band(y_test, pred, conf, CONFIDENCE_BANDS)),
-        "confusion_patterns": _records(evaluate.confusion_patterns(y_test, pred, conf, classes)),
+        "by_band": frame_json(evaluate.errors_by_confidence_band(y_test, pred, conf, CONFIDENCE_BANDS)),
+        "confusion_patterns": frame_json(evaluate.confusion_patterns(y_test, pred, conf, classes)),
     }
     ms = measure_inference_ms(model, prepared.split("test")[0], batch_size=batch_size)
     metrics = {

@@ -10,7 +10,8 @@ import pandas as pd
 from tests.code.toy_study import copy_reports as _copy_reports
 
 
-def evaluate_p(b: int, c: int) -> float:
+def _exact_mcnemar_p(b: int, c: int) -> float:
+    """The two-sided exact binomial p-value, computed here independently of emolib."""
     from scipy import stats
 
     return 1.0 if b + c == 0 else min(1.0, float(stats.binomtest(b, b + c, 0.5).pvalue))
@@ -64,7 +65,7 @@ def test_comparison_table_rows_and_columns(toy, tmp_path):
     # every number as computed: the p-values were once rounded to 10 decimals (4.9e-13 -> 0.0)
     pairwise = pd.DataFrame(js["significance"]["pairwise"])
     for r in pairwise.itertuples():
-        assert r.p_value == evaluate_p(r.b, r.c)
+        assert r.p_value == _exact_mcnemar_p(r.b, r.c)
     assert js["rows"][0]["macro_f1"] == float(table["macro_f1"].iloc[0])
     assert (reports / "models" / "mobilenetv2" / "metrics.json").is_file()  # evaluated on the way
     # per-class winners, significance, strengths & weaknesses
