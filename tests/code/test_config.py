@@ -154,6 +154,9 @@ def test_profile_modifiers_change_only_what_they_name():
     )
     both = config.get_profile("quick+long+fixed").for_model("cnn")
     assert both.schedule("cnn")[0].epochs == 60 and both.early_stopping_patience > 60
+    sqrt = config.get_profile("quick+sqrtweights")
+    assert (sqrt.class_weight_power, quick.class_weight_power) == (0.5, 1.0)
+    assert sqrt.for_model("deepcnn").schedule("deepcnn") == quick.for_model("deepcnn").schedule("deepcnn")
     with pytest.raises(ValueError, match="modifier"):
         config.get_profile("quick+fast")
 

@@ -130,6 +130,17 @@ def test_class_weights_follow_the_seed_formula():
         data.class_weights(["angry", "sad"], THREE)
 
 
+def test_class_weights_can_be_tempered():
+    labels = ["angry"] * 20 + ["sad"] * 61 + ["surprise"] * 19
+    balanced = data.class_weights(labels, THREE)
+    tempered = data.class_weights(labels, THREE, power=0.5)
+    assert tempered == pytest.approx({i: w**0.5 for i, w in balanced.items()})
+    assert tempered[2] < balanced[2] and tempered[1] > balanced[1]  # rare classes weigh less, common more
+    assert data.class_weights(labels, THREE, power=0) == {0: 1.0, 1: 1.0, 2: 1.0}
+    with pytest.raises(ValueError, match="power"):
+        data.class_weights(labels, THREE, power=2)
+
+
 def test_pixel_cache_round_trips(tmp_path, synthetic_dir):
     frame, _ = data.discover(synthetic_dir, THREE)
     a = data.load_images(frame, 32, cache_dir=tmp_path, progress=False)

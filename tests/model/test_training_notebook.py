@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from emolib import config, modelcard
-from tests.helpers import run_notebook
+from tests.helpers import notebook_text, run_notebook
 
 
 @pytest.mark.slow
 def test_training_notebook_writes_a_complete_model_dir(tmp_path, synthetic_dir):
     reports = tmp_path / "reports"
     params = dict(
-        profile="smoke",
+        profile="smoke+sqrtweights",  # a profile modifier reaches the training cell (class weights)
         classes="angry,sad,surprise",
         data_dir=str(synthetic_dir),
         seed=1,
@@ -22,12 +22,15 @@ def test_training_notebook_writes_a_complete_model_dir(tmp_path, synthetic_dir):
         model_name="cnn",
         weights="auto",
     )
-    run_notebook("10_train.ipynb", tmp_path, **params)
+    nb = run_notebook("10_train.ipynb", tmp_path, **params)
     out = reports / "models" / "cnn"
     assert {"model.keras", "model.json", "history.csv", "run_key.json"} <= {p.name for p in out.iterdir()}
     card = json.loads((out / "model.json").read_text())
     assert card["classes"] == ["angry", "sad", "surprise"] and card["input_shape"] == [48, 48, 1]
-    assert card["weights_used"] == "none" and card["synthetic"] is True and card["profile"] == "smoke"
+    assert card["weights_used"] == "none" and card["synthetic"] is True and card["profile"] == "smoke+sqrtweights"
+    assert "class weights (balanced ** 0.5)" in notebook_text(nb)
+    assert json.loads((out / "run_key.json").read_text())["class_weight_power"] == 0.5
+    assert card["class_weight_power"] == 0.5 and list(card["class_weights"]) == card["classes"]
     assert card["epochs_total"] == 1 and card["params"]["total"] > 300_000
     assert 0 <= card["val_metrics"]["macro_f1"] <= 1
     first = (out / "model.keras").stat().st_mtime_ns
@@ -69,6 +72,16 @@ def test_a_run_for_other_data_is_cleared(tmp_path):
     (out / "model.keras").write_text("trained by an older training loop")
     older_loop = dict(to_the_end, train_loop_version=config.TRAIN_LOOP_VERSION - 1)
     assert modelcard.prepare_out_dir(out, older_loop) is True  # other batches from the same seed
+    balanced = dict(key, data_fingerprint="bbb")
+    assert modelcard.prepare_out_dir(out, balanced) is True
+    (out / "model.keras").write_text("trained with the balanced class weights")
+    sqrt_cfg = dataclasses.replace(cfg, profile=config.get_profile("smoke+sqrtweights"))
+    tempered = modelcard.run_key(
+        model_name="cnn", cfg=sqrt_cfg, image_size=48, data_fingerprint="bbb", weights_used="none"
+    )
+    assert tempered.pop("class_weight_power") == 0.5 and "class_weight_power" not in balanced  # older keys valid
+    assert dict(tempered, profile="smoke") == balanced  # the profile's name aside, only the class weights differ
+    assert modelcard.prepare_out_dir(out, dict(tempered, class_weight_power=0.5)) is True  # start over
 
 
 @pytest.mark.slow
