@@ -67,7 +67,7 @@ COMPARISON_COLUMNS: dict[str, str] = {
     "training_time_s": "training wall time in seconds (sum over members; empty for the external reference)",
     "epochs": "epochs actually run, all stages (sum over members; empty for the external reference)",
     "inference_ms_per_image": "measured batch inference time per test image in ms (ensembles: sum of members; "
-    "TTA: twice the single pass)",
+    f"TTA: {tta_views.N_VIEWS}x the single pass, one per view, not timed separately)",
     "weights_used": "imagenet | none | a weights file (per member for ensembles)",
     "note": "how the row was made, and caveats",
 }

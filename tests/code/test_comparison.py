@@ -56,6 +56,13 @@ def test_comparison_table_rows_and_columns(toy, tmp_path):
         .all()
     )
     assert (models["accuracy_ci_low"] <= models["accuracy"]).all()
+    # a TTA row costs one single pass per view, and the column's description says how many
+    from emolib import tta
+
+    with_tta = table[table["kind"] == "model_tta"].set_index("members")["inference_ms_per_image"]
+    single = models["inference_ms_per_image"]
+    np.testing.assert_allclose(with_tta.loc[single.index], single * tta.N_VIEWS)
+    assert f"{tta.N_VIEWS}x the single pass" in comparison.COMPARISON_COLUMNS["inference_ms_per_image"]
     assert (models["accuracy"] <= models["accuracy_ci_high"]).all()
     # files: one stable schema
     csv = pd.read_csv(reports / "comparison.csv")
