@@ -561,9 +561,10 @@ def _strengths_weaknesses(model_rows, ranks, per_class, pairwise, metrics, class
                 ]
                 if len(pair):
                     p = float(pair["p_holm"].iloc[0])
+                    p_text = M.format_p_value(p)
                     (weaknesses if p < 0.05 else strengths).append(
                         f"{'significantly' if p < 0.05 else 'not significantly'} less accurate than {top} "
-                        f"(McNemar, Holm p = {p:.3g})"
+                        f"(McNemar, Holm p {p_text if p_text.startswith('<') else '= ' + p_text})"
                     )
         summary = (
             f"{n}: accuracy {float(row['accuracy']):.3f}, macro-F1 {float(row['macro_f1']):.3f}, "
@@ -720,7 +721,10 @@ def plot_significance(matrix: pd.DataFrame, alpha: float = 0.05):
     n = max(2, len(matrix))
     fig, ax = plt.subplots(figsize=(1.3 * n + 2.5, 1.1 * n + 1.5))
     if len(matrix):
-        annot = matrix.map(lambda p: "" if pd.isna(p) else f"{p:.3f}{'*' if p < alpha else ''}")
+        # '<0.001', not '0.000': the exact values are in the report's table and comparison.json
+        annot = matrix.map(
+            lambda p: "" if pd.isna(p) else ("<0.001" if p < 0.001 else f"{p:.3f}") + ("*" if p < alpha else "")
+        )
         sns.heatmap(
             matrix.astype(float),
             annot=annot,

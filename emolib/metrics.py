@@ -188,3 +188,16 @@ def nll(probs, y_true) -> float:
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(y_true, dtype=np.int64)
     return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], _EPS, 1.0)))) if len(y) else 0.0
+
+
+# The smallest normal float64. An exact p-value below it (e.g. McNemar with ~1,500 against ~50
+# discordant faces) underflows to 0.0, which must not read as "p = 0".
+P_VALUE_FLOOR = float(np.finfo(np.float64).tiny)
+
+
+def format_p_value(p: float) -> str:
+    """A p-value as people read it: 3 significant digits, '< 2.2e-308' where float64 underflowed ('' for NaN)."""
+    p = float(p)
+    if np.isnan(p):
+        return ""
+    return f"< {P_VALUE_FLOOR:.2g}" if p < P_VALUE_FLOOR else f"{p:.3g}"

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .metrics import format_p_value
 from .modelfolder import CARD_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, PREDICTIONS_FILE, find_model_dirs
 
 # Figures of the pipeline, grouped for the report by the words of their file names (anything
@@ -459,7 +460,7 @@ def comparison(ctx: dict):
         m = pd.DataFrame(matrix).T
         m = m.reindex(columns=m.index).astype(float)
         alpha = sig.get("alpha", 0.05)
-        styled = m.map(lambda v: "" if pd.isna(v) else (f"{v:.3g} *" if v < alpha else f"{v:.3g}"))
+        styled = m.map(lambda v: "" if pd.isna(v) else format_p_value(v) + (" *" if v < alpha else ""))
         out += [
             f"<h4>Significance: {_esc(sig.get('test', 'pairwise test'))} (* p &lt; {alpha})</h4>",
             table_html(styled),

@@ -89,6 +89,11 @@ def test_comparison_table_rows_and_columns(toy, tmp_path):
     smallest = models["parameters"].astype(float).idxmin()
     assert any(s.startswith("smallest") for s in sw[smallest]["strengths"])
     assert comparison.comparison_reading(table, summary)
+    tiny = pd.DataFrame(
+        [[np.nan, 0.0, 0.3], [0.0, np.nan, 0.02], [0.3, 0.02, np.nan]], index=list("abc"), columns=list("abc")
+    )
+    labels = {t.get_text() for t in comparison.plot_significance(tiny).axes[0].texts}
+    assert {"<0.001*", "0.300", "0.020*"} <= labels and "0.000*" not in labels  # an underflowed p is not "0"
     for fig in (
         comparison.plot_accuracy_vs_size(table),
         comparison.plot_accuracy_vs_latency(table),

@@ -83,3 +83,12 @@ def test_error_analysis_comparison_and_cli_share_the_metric_keys(toy, tmp_path, 
     row = next(r for r in comparison_json["rows"] if r["model"] == "cnn")
     for key in shared:
         assert row[key] == pytest.approx(metrics_json["test"][key])
+
+
+def test_p_values_that_underflowed_do_not_read_as_zero():
+    from emolib.metrics import format_p_value
+
+    assert format_p_value(0.0) == "< 2.2e-308"  # an exact test with ~1,500 against ~50 discordant pairs
+    assert format_p_value(5e-324) == "< 2.2e-308"  # subnormal: already imprecise
+    assert format_p_value(4.45e-12) == "4.45e-12" and format_p_value(0.05) == "0.05"
+    assert format_p_value(float("nan")) == ""

@@ -116,6 +116,20 @@ def test_no_empty_headings(tmp_path):
     assert empty_headings("<h2>A</h2><h2>B</h2><p>x</p>") == ["A"]  # the checker itself can fail
 
 
+def test_significance_matrix_never_prints_an_underflowed_p_value_as_zero(tmp_path):
+    reports = _reports(tmp_path)
+    matrix = {
+        "cnn": {"cnn": None, "vgg16": 0.0, "deepcnn": 0.3},
+        "vgg16": {"cnn": 0.0, "vgg16": None, "deepcnn": 4.45e-12},
+    }
+    matrix["deepcnn"] = {"cnn": 0.3, "vgg16": 4.45e-12, "deepcnn": None}
+    sig = {"matrix_p_holm": matrix, "alpha": 0.05, "test": "exact McNemar"}
+    (reports / "comparison.json").write_text(json.dumps({"significance": sig}))
+    html = report.comparison(report.context(reports)).data
+    assert "&lt; 2.2e-308 *" in html and "4.45e-12 *" in html and ">0.3<" in html
+    assert ">0 *<" not in html and ">0<" not in html
+
+
 def test_empty_reports_folder_still_has_no_empty_heading(tmp_path):
     (tmp_path / "reports").mkdir()
     html = _all_sections(report.context(tmp_path / "reports"))
