@@ -561,10 +561,9 @@ def _strengths_weaknesses(model_rows, ranks, per_class, pairwise, metrics, class
                 ]
                 if len(pair):
                     p = float(pair["p_holm"].iloc[0])
-                    p_text = M.format_p_value(p)
                     (weaknesses if p < 0.05 else strengths).append(
                         f"{'significantly' if p < 0.05 else 'not significantly'} less accurate than {top} "
-                        f"(McNemar, Holm p {p_text if p_text.startswith('<') else '= ' + p_text})"
+                        f"(McNemar, Holm {M.p_value_phrase(p)})"
                     )
         summary = (
             f"{n}: accuracy {float(row['accuracy']):.3f}, macro-F1 {float(row['macro_f1']):.3f}, "

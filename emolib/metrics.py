@@ -201,3 +201,9 @@ def format_p_value(p: float) -> str:
     if np.isnan(p):
         return ""
     return f"< {P_VALUE_FLOOR:.2g}" if p < P_VALUE_FLOOR else f"{p:.3g}"
+
+
+def p_value_phrase(p: float) -> str:
+    """'p = 4.45e-12', or 'p < 2.2e-308' where float64 underflowed (for sentences)."""
+    text = format_p_value(p)
+    return f"p {text}" if float(p) < P_VALUE_FLOOR else f"p = {text}"
