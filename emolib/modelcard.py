@@ -33,8 +33,8 @@ def build_card(
     'fer2013-disjoint:<classes> (cache key ...)'); `weights_source` has the details and `weights_notes`
     every fallback taken on the way (e.g. no network, or CLASSES=all leaving nothing to pretrain on).
     `aux_classes`: the auxiliary classes trained on besides `classes` (the saved model outputs
-    `classes` only). `class_weights`: {class name: loss weight} as trained, with the profile's
-    `class_weight_power` beside them (1: the balanced rule).
+    `classes` only). `class_weights`: {class name: loss weight} as trained, with the run's
+    `class_weight_power` beside them (1: the balanced rule); `mixup_alpha` (0: no mixup).
     """
     planned = {s.name: s for s in stages}
     per_stage = []
@@ -60,7 +60,8 @@ def build_card(
         "aux_classes": list(aux_classes),
         "aux_fingerprint": aux_fingerprint or None,
         "class_weights": {str(c): round(float(w), 4) for c, w in (class_weights or {}).items()} or None,
-        "class_weight_power": cfg.profile.class_weight_power,
+        "class_weight_power": cfg.class_weight_power,
+        "mixup_alpha": cfg.profile.mixup_alpha,
         "params": params,
         "stages": [
             {
@@ -103,8 +104,8 @@ def run_key(
     """What a checkpoint in reports/models/<model>/ was trained for; a change means start over.
 
     weights_used of a pretrained backbone carries its cache key, so new pretrained weights restart
-    the fine-tuning too. The auxiliary classes and tempered class weights enter only when used (older
-    keys stay valid).
+    the fine-tuning too. The auxiliary classes, tempered class weights and mixup enter only when used
+    (older keys stay valid).
     """
     key = {
         "model_name": model_name,
@@ -123,8 +124,10 @@ def run_key(
     }
     if aux_classes:
         key.update(aux_classes=list(aux_classes), aux_fingerprint=aux_fingerprint)
-    if cfg.profile.class_weight_power != 1.0:  # other weights, another run (the seed's rule keeps older keys)
-        key["class_weight_power"] = cfg.profile.class_weight_power
+    if cfg.class_weight_power != 1.0:  # other weights, another run (the seed's rule keeps older keys)
+        key["class_weight_power"] = cfg.class_weight_power
+    if cfg.profile.mixup_alpha:  # other training targets, another run
+        key["mixup_alpha"] = cfg.profile.mixup_alpha
     return key
 
 

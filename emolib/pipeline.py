@@ -112,6 +112,31 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def mixup(ds, *, n_classes: int, alpha: float = 0.2, seed: int = 42):
+    """Mixup on a batched (x, y int) dataset: (blended x, soft one-hot y) batches.
+
+    keras.layers.MixUp blends each face with another face of its batch (a shuffle of the batch) by a
+    weight drawn from Beta(alpha, alpha) per face, and the one-hot targets by the same weight. Train
+    such a dataset with a categorical cross-entropy (`emolib.train.train` picks it from the labels'
+    shape); Keras' class weights then weigh each face by its dominant label (the argmax).
+    """
+    import keras
+    import tensorflow as tf
+
+    if not 0 < alpha:
+        raise ValueError(f"mixup: alpha must be > 0, got {alpha}")
+    layer = keras.layers.MixUp(alpha=alpha, seed=seed)
+
+    def blend(x, y):
+        soft = tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), n_classes, dtype=tf.float32)
+        out = layer({"images": x, "labels": soft}, training=True)
+        return out["images"], out["labels"]
+
+    # Random ops: sequential under op determinism, as the augmentation map (make_dataset) is.
+    parallel = {} if _op_determinism() else {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
+    return ds.map(blend, **parallel).prefetch(tf.data.AUTOTUNE)
+
+
 def make_datasets(prepared, *, image_size: int, batch_size: int, seed: int = 42, augment: bool = True):
     """(train, val, test) datasets from an `emolib.data.PreparedData`."""
     tr_x, tr_y = prepared.split("train")

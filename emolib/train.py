@@ -1,9 +1,9 @@
 """Staged training with per-epoch checkpoints, resume, and a full-validation macro-F1.
 
 `train(model, train_ds, val_ds, stages, out_dir)` runs the stages of a schedule
-(`config.Profile.schedule(name)`) in order. Per stage: `models.apply_stage`, compile
-(Adam(lr), sparse categorical crossentropy, accuracy), fit with class weights,
-`MacroF1Callback` (one pass over the whole validation set at each epoch end, logged as
+(`config.Profile.schedule(name)`) in order. Per stage: `models.apply_stage`, compile (Adam(lr),
+cross-entropy: sparse, or categorical for the soft targets of `pipeline.mixup`; accuracy), fit with
+class weights, `MacroF1Callback` (one pass over the whole validation set at each epoch end, logged as
 'val_loss', 'val_accuracy' and 'val_macro_f1'), EarlyStopping (restore_best_weights) and ReduceLROnPlateau on
 `monitor`.
 
@@ -61,6 +61,7 @@ __all__ = [
     "monitor_mode",
     "load_state",
     "cosine_lr",
+    "loss_for",
 ]
 
 STATE_VERSION = 1
@@ -396,6 +397,16 @@ class _Run:
         return [self.ckpt / name for name in (self.state.pop(k, None) for k in keys) if name]
 
 
+def loss_for(train_ds):
+    """The cross-entropy that fits the dataset's labels: categorical for soft / one-hot targets
+    (rank 2, e.g. `pipeline.mixup`), sparse for class indices."""
+    spec = getattr(train_ds, "element_spec", None)
+    labels = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else None
+    if labels is not None and labels.shape.rank == 2 and labels.shape[-1] != 1:
+        return keras.losses.CategoricalCrossentropy()
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
 def one_iterator(train_ds):
     """(data, steps_per_epoch) for `fit` to read the whole stage from one iterator.
 
@@ -547,7 +558,7 @@ def train(
             with scope:
                 model.compile(
                     optimizer=keras.optimizers.Adam(learning_rate=lr),
-                    loss=keras.losses.SparseCategoricalCrossentropy(),
+                    loss=loss_for(train_ds),
                     metrics=["accuracy"],
                 )
             es = _ResumableEarlyStopping(

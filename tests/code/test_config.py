@@ -155,8 +155,11 @@ def test_profile_modifiers_change_only_what_they_name():
     both = config.get_profile("quick+long+fixed").for_model("cnn")
     assert both.schedule("cnn")[0].epochs == 60 and both.early_stopping_patience > 60
     sqrt = config.get_profile("quick+sqrtweights")
-    assert (sqrt.class_weight_power, quick.class_weight_power) == (0.5, 1.0)
+    assert (sqrt.class_weight_power, quick.class_weight_power) == (0.5, None)  # None: the task decides
     assert sqrt.for_model("deepcnn").schedule("deepcnn") == quick.for_model("deepcnn").schedule("deepcnn")
+    mixup = config.get_profile("quick+mixup")
+    assert mixup.for_model("deepcnn").mixup_alpha == 0.2 and quick.for_model("deepcnn").mixup_alpha == 0
+    assert mixup.for_model("deepcnn").schedule("deepcnn") == quick.for_model("deepcnn").schedule("deepcnn")
     with pytest.raises(ValueError, match="modifier"):
         config.get_profile("quick+fast")
 
@@ -179,3 +182,19 @@ def test_the_plan_follows_what_the_backbone_starts_from():
     for name in config.CUSTOM_MODELS:
         p = quick.for_model(name)
         assert p.plan(name, "disjoint") == p.plan(name, "none") == p.schedule(name)
+
+
+def test_class_weights_are_tempered_for_all_seven_classes_unless_a_profile_says_otherwise():
+    three, seven = ("angry", "sad", "surprise"), config.FER2013_CLASSES
+    quick = config.get_profile("quick")
+    # chosen on the 7-class validation split (README); subsets keep the balanced rule
+    assert config.class_weight_power(quick, seven) == config.SEVEN_CLASS_WEIGHT_POWER == 0.5
+    assert config.class_weight_power(quick, three) == 1.0
+    assert config.class_weight_power(quick, tuple(reversed(seven))) == 0.5  # the set, not the order
+    assert config.class_weight_power(quick, seven[:-1]) == 1.0
+    # a modifier overrides the task's default either way
+    assert config.class_weight_power(config.get_profile("quick+balancedweights"), seven) == 1.0
+    assert config.class_weight_power(config.get_profile("quick+sqrtweights"), three) == 0.5
+    assert config.resolve(profile="quick", classes="all").class_weight_power == 0.5
+    assert config.resolve(profile="quick", classes="angry,sad,surprise").class_weight_power == 1.0
+    assert config.resolve(profile="smoke+balancedweights", classes="all").class_weight_power == 1.0

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from emolib import pipeline
 
@@ -69,3 +70,45 @@ def test_training_batches_are_those_of_shuffling_the_images_themselves():
         np.testing.assert_array_equal(xa, xb)
     assert not np.array_equal(ours[0][1], ours[5][1])  # reshuffled each epoch
     assert not np.array_equal(ours[0][1], y[:32])  # shuffled at all
+
+
+def test_mixup_blends_faces_and_targets_alike():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (48, 48, 48), dtype=np.uint8)
+    labels = np.arange(48) % 3
+    plain = pipeline.make_dataset(pixels, labels, batch_size=16)  # ordered, so both passes see the same batches
+    mixed = pipeline.mixup(plain, n_classes=3, alpha=0.2, seed=3)
+    assert mixed.element_spec[1].shape.as_list() == [None, 3]  # soft targets
+    blended_any = False
+    for (x, y), (mx, my) in zip(plain, mixed, strict=True):
+        x, y, mx, my = x.numpy(), y.numpy(), mx.numpy(), my.numpy()
+        np.testing.assert_allclose(my.sum(1), 1.0, atol=1e-5)
+        assert my.min() >= 0 and mx.min() >= 0 and mx.max() <= 255
+        # each target is w * own + (1 - w) * partner's one-hot; the image blend uses the same w
+        own = tf.one_hot(y, 3).numpy()
+        w = (my * own).sum(1)  # the own class's share (>= w: the partner may share the class)
+        assert np.all(w >= 0) and np.all(w <= 1 + 1e-6)
+        for i in range(len(x)):
+            if not 0.05 < w[i] < 0.95:  # the same class (w 1), or too little of one face to solve for it
+                continue
+            # a partner of another class: find it among the batch's faces by solving the blend
+            partner = (mx[i] - w[i] * x[i]) / (1 - w[i])
+            assert np.min([np.abs(partner - x[j]).max() for j in range(len(x))]) < 0.5
+            blended_any = True
+    assert blended_any
+    with pytest.raises(ValueError, match="alpha"):
+        pipeline.mixup(plain, n_classes=3, alpha=0.0)
+
+
+def test_mixup_is_seeded():
+    pixels = np.random.default_rng(1).integers(0, 256, (32, 48, 48), dtype=np.uint8)
+    labels = np.arange(32) % 3
+
+    def first(seed):
+        ds = pipeline.make_dataset(pixels, labels, batch_size=16)
+        return next(iter(pipeline.mixup(ds, n_classes=3, alpha=0.2, seed=seed)))[1].numpy()
+
+    np.testing.assert_array_equal(first(5), first(5))
+    assert not np.array_equal(first(5), first(6))

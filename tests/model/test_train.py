@@ -298,3 +298,25 @@ def test_training_sees_every_batch_once_per_epoch(tmp_path, datasets):
     model = build_model("cnn", (SIZE, SIZE, 1), 3)
     train(model, train_ds, val_ds, (Stage("train", "all", 3, 1e-3),), tmp_path, verbose=0, callbacks=[counter])
     assert counter.per_epoch == [n_batches] * 3
+
+
+def test_mixup_targets_train_with_the_categorical_loss_and_class_weights(tmp_path, datasets):
+    from emolib.pipeline import mixup
+    from emolib.train import loss_for
+
+    train_ds, val_ds, xv, yv = datasets
+    mixed = mixup(train_ds, n_classes=3, alpha=0.2, seed=0)
+    assert isinstance(loss_for(mixed), keras.losses.CategoricalCrossentropy)
+    assert isinstance(loss_for(train_ds), keras.losses.SparseCategoricalCrossentropy)
+    keras.utils.set_random_seed(0)
+    model = build_model("cnn", (SIZE, SIZE, 1), 3)
+    stages = (Stage("train", "all", 6, 1e-3, "cosine"),)
+    result = train(
+        model, mixed, val_ds, stages, tmp_path / "m", class_weight={0: 2.0, 1: 1.0, 2: 1.0}, patience=10, verbose=0
+    )
+    assert result.model.loss.__class__.__name__ == "CategoricalCrossentropy"
+    assert np.isfinite(result.history["loss"]).all()
+    # the brightness classes are easy: blended targets still teach them (guessing one class scores 0.17)
+    probs = result.model.predict(xv, verbose=0)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert macro_f1(yv, probs.argmax(1), 3) > 0.5

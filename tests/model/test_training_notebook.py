@@ -14,7 +14,7 @@ from tests.helpers import notebook_text, run_notebook
 def test_training_notebook_writes_a_complete_model_dir(tmp_path, synthetic_dir):
     reports = tmp_path / "reports"
     params = dict(
-        profile="smoke+sqrtweights",  # a profile modifier reaches the training cell (class weights)
+        profile="smoke+sqrtweights+mixup",  # profile modifiers reach the training cell (class weights, mixup)
         classes="angry,sad,surprise",
         data_dir=str(synthetic_dir),
         seed=1,
@@ -27,10 +27,12 @@ def test_training_notebook_writes_a_complete_model_dir(tmp_path, synthetic_dir):
     assert {"model.keras", "model.json", "history.csv", "run_key.json"} <= {p.name for p in out.iterdir()}
     card = json.loads((out / "model.json").read_text())
     assert card["classes"] == ["angry", "sad", "surprise"] and card["input_shape"] == [48, 48, 1]
-    assert card["weights_used"] == "none" and card["synthetic"] is True and card["profile"] == "smoke+sqrtweights"
-    assert "class weights (balanced ** 0.5)" in notebook_text(nb)
-    assert json.loads((out / "run_key.json").read_text())["class_weight_power"] == 0.5
+    assert card["weights_used"] == "none" and card["synthetic"] is True and card["profile"] == "smoke+sqrtweights+mixup"
+    assert "class weights (balanced ** 0.5)" in notebook_text(nb) and "mixup: alpha 0.2" in notebook_text(nb)
+    key = json.loads((out / "run_key.json").read_text())
+    assert key["class_weight_power"] == 0.5 and key["mixup_alpha"] == 0.2
     assert card["class_weight_power"] == 0.5 and list(card["class_weights"]) == card["classes"]
+    assert card["mixup_alpha"] == 0.2
     assert card["epochs_total"] == 1 and card["params"]["total"] > 300_000
     assert 0 <= card["val_metrics"]["macro_f1"] <= 1
     first = (out / "model.keras").stat().st_mtime_ns
@@ -82,6 +84,25 @@ def test_a_run_for_other_data_is_cleared(tmp_path):
     assert tempered.pop("class_weight_power") == 0.5 and "class_weight_power" not in balanced  # older keys valid
     assert dict(tempered, profile="smoke") == balanced  # the profile's name aside, only the class weights differ
     assert modelcard.prepare_out_dir(out, dict(tempered, class_weight_power=0.5)) is True  # start over
+    # all seven classes temper the weights without a modifier; the balanced modifier keeps the seed's rule
+    seven = {
+        mod: modelcard.run_key(
+            model_name="cnn",
+            cfg=config.resolve(profile=f"smoke{mod}", classes="all", data_dir=tmp_path),
+            image_size=48,
+            data_fingerprint="bbb",
+            weights_used="none",
+        )
+        for mod in ("", "+balancedweights")
+    }
+    assert seven[""]["class_weight_power"] == 0.5 and "class_weight_power" not in seven["+balancedweights"]
+    mixup_cfg = dataclasses.replace(cfg, profile=config.get_profile("smoke+mixup"))
+    mixed = modelcard.run_key(
+        model_name="cnn", cfg=mixup_cfg, image_size=48, data_fingerprint="bbb", weights_used="none"
+    )
+    assert mixed.pop("mixup_alpha") == 0.2 and "mixup_alpha" not in balanced
+    assert dict(mixed, profile="smoke") == balanced  # only mixup differs
+    assert modelcard.prepare_out_dir(out, dict(mixed, mixup_alpha=0.2)) is True  # start over
 
 
 @pytest.mark.slow
