@@ -21,11 +21,22 @@ delivery   faces (detection: BlazeFace or Haar), blazeface, align (eye-level, FE
            predict (Predictor, statuses), video + tracking (clips), cli (the `emolib` command),
            export (TFLite, ONNX), release (the shipped default model), uploads (playground upload
            limits), camera (webcam widget), playground (live and offline), bench + bench_faces +
-           bench_video + bench_startup (`make bench`), report (report sections: notebook 40),
+           bench_video + bench_startup + bench_train (`make bench`), report (report sections: notebook 40),
            render (self-contained HTML)
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+import platform as _platform
+
+# TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import, and when it is unset uses its oneDNN kernels
+# only on x86 CPUs with AVX512-VNNI, AVX512-BF16 or AMX. On older ones (this project's Skylake VMs) the
+# CNNs' train step then ran 2.2-2.9x slower (`make bench`: reports/bench/train_step.json), on other
+# kernels than the newer machines that measured the README. Every notebook and command imports emolib
+# before TensorFlow, so this choice holds for them all; a value the user set is kept.
+if _platform.machine().lower() in ("x86_64", "amd64"):
+    _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def load_predictor(model_dir=None, **kwargs):

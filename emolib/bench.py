@@ -28,7 +28,8 @@ thread pools keep their defaults unless ``--intra-op-threads`` / ``--inter-op-th
 say otherwise (both recorded). Numbers are only comparable within one run on one
 machine; other processes on the machine (e.g. a training run) slow them down.
 ``--quick`` repeats less and exports only the CNN (for tests and a first look).
-``main`` then runs `emolib.bench_video` (``video.json``: frames per second and memory on video).
+``main`` then runs `emolib.bench_video` (``video.json``: frames per second and memory on video)
+and `emolib.bench_train` (``train_step.json``: the CNNs' train step with TensorFlow's oneDNN on and off).
 """
 
 from __future__ import annotations
@@ -863,6 +864,9 @@ def main(argv: list[str] | None = None) -> int:
     from .bench_video import run_video_bench  # the video row: reports/bench/video.json
 
     run_video_bench(args.out, args.models_dir, quick=args.quick, progress=True)
+    from . import bench_train  # the CNNs' train step, TensorFlow's oneDNN on and off -> train_step.json
+
+    print(bench_train.format_report(bench_train.run(args.out, repeats=1 if args.quick else 3)))
     return 0
 
 

@@ -138,8 +138,26 @@ def library_versions() -> dict[str, str]:
 
 
 def machine_info() -> dict[str, Any]:
-    info = {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": os.cpu_count()}
+    """Where a run ran: platform, CPU model and count, and TensorFlow's oneDNN setting (see emolib/__init__)."""
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+    }
     return info
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (Linux), else platform.processor() or None."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def now_iso() -> str:

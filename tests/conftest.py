@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_FER2013 = Path(os.environ.get("EMOLIB_FER2013", ROOT.parent / "shared" / "data" / "fer2013"))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import emolib  # noqa: E402, F401 - sets TensorFlow's oneDNN choice before any test module imports TensorFlow
 
 try:  # hypothesis profiles for tests/code/test_fuzz.py: bounded in `make test`, large in `make fuzz`
     from hypothesis import settings as _hypothesis_settings
