@@ -4,7 +4,7 @@
 ``python -m emolib.bench_train`` runs it alone. TensorFlow reads ``TF_ENABLE_ONEDNN_OPTS`` once, at
 import, and when it is unset turns oneDNN on only on CPUs with AVX512-VNNI, AVX512-BF16 or AMX. So
 a run on an older x86 CPU (this project's Skylake VMs, for one) trained on other kernels than a
-run on a newer one, and more slowly. emolib sets it to 1 (`emolib/__init__.py`, the Makefile);
+run on a newer one, and more slowly. Importing emolib sets it to 1 on x86 (`emolib/__init__.py`);
 this benchmark measures what that buys, setting by setting, each measurement in a fresh process.
 
 Each child builds the model (`emolib.models.build_model`, random init), compiles it as training
