@@ -44,6 +44,18 @@ def _op_determinism() -> bool:
         return False
 
 
+def _random_map_options() -> dict:
+    """`Dataset.map` options for a map of random ops (augmentation, mixup).
+
+    Under op determinism tf.data runs such a map sequentially anyway, by a rewrite that logs a spurious
+    NodeDef error (emolib/quiet.py); asking for the sequential map directly gives the same batches.
+    (`deterministic` only means something for a parallel map: passing it to the sequential one warns.)
+    """
+    import tensorflow as tf
+
+    return {} if _op_determinism() else {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
+
+
 def make_dataset(
     pixels: np.ndarray,
     labels: np.ndarray | None = None,
@@ -104,11 +116,7 @@ def make_dataset(
             img = tf.clip_by_value(aug(img, training=True), 0.0, 255.0)
             return (img, *rest) if rest else img
 
-        # Random ops: under op determinism tf.data runs this map sequentially anyway, by a rewrite that logs a
-        # spurious NodeDef error (emolib/quiet.py); asking for the sequential map directly gives the same batches.
-        # (`deterministic` only means something for a parallel map: passing it to the sequential one warns.)
-        parallel = {} if _op_determinism() else {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
-        ds = ds.map(apply, **parallel)
+        ds = ds.map(apply, **_random_map_options())
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -132,9 +140,7 @@ def mixup(ds, *, n_classes: int, alpha: float = 0.2, seed: int = 42):
         out = layer({"images": x, "labels": soft}, training=True)
         return out["images"], out["labels"]
 
-    # Random ops: sequential under op determinism, as the augmentation map (make_dataset) is.
-    parallel = {} if _op_determinism() else {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
-    return ds.map(blend, **parallel).prefetch(tf.data.AUTOTUNE)
+    return ds.map(blend, **_random_map_options()).prefetch(tf.data.AUTOTUNE)
 
 
 def make_datasets(prepared, *, image_size: int, batch_size: int, seed: int = 42, augment: bool = True):
