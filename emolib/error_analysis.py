@@ -121,7 +121,8 @@ def prediction_file(model_dir, split: str, tta: bool = False) -> Path:
 TTA_RECORD = "tta.json"  # the views the saved *_tta.csv files were made with
 
 
-def _tta_record_current(model_dir: Path) -> bool:
+def tta_record_current(model_dir: Path) -> bool:
+    """Whether the model folder's saved TTA predictions were made with today's views (`tta.POLICY`)."""
     try:
         return json.loads((model_dir / TTA_RECORD).read_text()).get("views") == tta_views.POLICY
     except (OSError, ValueError, AttributeError):
@@ -162,7 +163,7 @@ def ensure_predictions(
     out: dict[str, pd.DataFrame] = {}
     fwd = None
     for use_tta in (False, True) if tta else (False,):
-        same_views = not use_tta or _tta_record_current(model_dir)
+        same_views = not use_tta or tta_record_current(model_dir)
         for split in SPLITS:
             key = f"{split}_tta" if use_tta else split
             path = prediction_file(model_dir, split, use_tta)

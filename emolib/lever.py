@@ -31,8 +31,9 @@ import pandas as pd
 
 from . import evaluate
 from . import metrics as M
+from . import tta as tta_views
 from .ablation import prediction_classes
-from .error_analysis import prediction_file
+from .error_analysis import prediction_file, tta_record_current
 from .runinfo import atomic_write_json
 
 SCORES = {"plain": False, "tta": True}  # score name -> read the TTA predictions
@@ -46,6 +47,10 @@ class Requirement:
     score: str
     op: str
     threshold: float
+
+    def __post_init__(self):
+        if self.score not in SCORES or self.op not in (">=", "<="):
+            raise ValueError(f"bad requirement {self.score} {self.op}: score one of {sorted(SCORES)}, op >= or <=")
 
     def holds(self, value: float) -> bool:
         return value >= self.threshold if self.op == ">=" else value <= self.threshold
@@ -68,7 +73,15 @@ def _predictions(model_dir: Path, split: str, tta: bool) -> pd.DataFrame:
     path = prediction_file(model_dir, split, tta)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: finish the run and its evaluation first (`make evaluate`)")
-    return pd.read_csv(path)
+    if tta and not tta_record_current(model_dir):
+        raise ValueError(
+            f"{path} was made with other TTA views than today's ({tta_views.POLICY}): rerun `make evaluate`"
+        )
+    frame = pd.read_csv(path)
+    missing = [c for c in ("path", "true") if c not in frame.columns]
+    if missing or not prediction_classes(frame):
+        raise ValueError(f"{path} is not a predictions table: no {missing or 'p_<class>'} column(s)")
+    return frame
 
 
 def paired_labels(
@@ -79,8 +92,11 @@ def paired_labels(
     classes = prediction_classes(baseline)
     if prediction_classes(lever) != classes:
         raise ValueError(f"the runs predict different classes: {classes} against {prediction_classes(lever)}")
+    for name, frame in (("baseline", baseline), ("lever's run", lever)):
+        if frame["path"].duplicated().any():
+            raise ValueError(f"the {name}'s {split} predictions list an image twice: not one split's predictions")
     a, b = set(baseline["path"]), set(lever["path"])
-    if a != b or len(a) != len(baseline) or len(b) != len(lever):
+    if a != b:
         raise ValueError(
             f"the runs saw different {split} images ({len(a - b)} only in the baseline, {len(b - a)} only in the "
             "lever's run): pair runs of the same seed, classes and data"
@@ -118,9 +134,9 @@ def compare_pair(baseline_dir, lever_dir, split: str, scores: Sequence[str], n_b
     baseline_dir, lever_dir = Path(baseline_dir), Path(lever_dir)
     out: dict = {"baseline": str(baseline_dir), "lever": str(lever_dir), "split": split}
     for name in scores:
-        tta = SCORES[name]
+        use_tta = SCORES[name]
         y, pa, pb, classes = paired_labels(
-            _predictions(baseline_dir, split, tta), _predictions(lever_dir, split, tta), split
+            _predictions(baseline_dir, split, use_tta), _predictions(lever_dir, split, use_tta), split
         )
         diff = evaluate.paired_bootstrap_difference(
             y, pa, pb, "macro_f1", n_resamples=n_boot, seed=seed, n_classes=len(classes)
@@ -174,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
+        if args.n_boot < 1:
+            raise ValueError(f"--n-boot must be at least 1 (got {args.n_boot})")
         if len(args.baseline) != len(args.lever):
             raise ValueError(f"{len(args.baseline)} baseline runs but {len(args.lever)} lever runs: give them in pairs")
         requirements = [parse_requirement(t) for t in args.require]
@@ -197,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         {True: "verdict: ADOPT", False: "verdict: DROP", None: "verdict: none (no --require given)"}[verdict["adopt"]]
     )
     result = {"validation": pairs, "requirements": [str(r) for r in requirements], **verdict}
+    if args.json:  # the verdict is kept even if the test read below fails
+        atomic_write_json(args.json, result)
     if args.show_test:
         try:
             tests = [compare_pair(a, b, "test", scores, n_boot=args.n_boot) for a, b in zip(args.baseline, args.lever)]
@@ -204,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.exit(1, f"error: {e}\n")
         _print_pairs(tests, scores, "test, for the record (not part of the decision):")
         result["test"] = tests
-    if args.json:
-        atomic_write_json(args.json, result)
+        if args.json:
+            atomic_write_json(args.json, result)
     return 0
 
 
