@@ -312,6 +312,20 @@ def _macro_f1_batched(yt: np.ndarray, yp: np.ndarray, k: int) -> np.ndarray:
     return f1s / k
 
 
+def _percentile_interval(point: float, stats_: np.ndarray, ci: float, metric: str) -> dict:
+    """{point, low, high, n_resamples, ci, metric}: the percentile interval of the resampled statistics."""
+    alpha = (1.0 - ci) / 2.0
+    low, high = np.quantile(stats_, [alpha, 1.0 - alpha])
+    return {
+        "point": point,
+        "low": float(low),
+        "high": float(high),
+        "n_resamples": int(len(stats_)),
+        "ci": float(ci),
+        "metric": metric,
+    }
+
+
 def bootstrap_ci(
     y_true,
     y_pred,
@@ -358,16 +372,7 @@ def bootstrap_ci(
             stats_[r] = metric(yt[idx], yp[idx])
     else:
         raise ValueError(f"unknown metric {metric!r}: use 'accuracy', 'macro_f1' or a callable")
-    alpha = (1.0 - ci) / 2.0
-    low, high = np.quantile(stats_, [alpha, 1.0 - alpha])
-    return {
-        "point": point,
-        "low": float(low),
-        "high": float(high),
-        "n_resamples": int(n_resamples),
-        "ci": float(ci),
-        "metric": name,
-    }
+    return _percentile_interval(point, stats_, ci, name)
 
 
 def paired_bootstrap_difference(
@@ -408,16 +413,7 @@ def paired_bootstrap_difference(
     for s in range(0, n_resamples, chunk):
         idx = rng.integers(0, n, size=(min(chunk, n_resamples - s), n))
         diffs[s : s + len(idx)] = score(yt[idx], yb[idx]) - score(yt[idx], ya[idx])
-    alpha = (1.0 - ci) / 2.0
-    low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
-    return {
-        "point": point,
-        "low": float(low),
-        "high": float(high),
-        "n_resamples": int(n_resamples),
-        "ci": float(ci),
-        "metric": metric,
-    }
+    return _percentile_interval(point, diffs, ci, metric)
 
 
 def mcnemar_exact(y_true, pred_a, pred_b) -> dict:
