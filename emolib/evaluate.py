@@ -312,6 +312,13 @@ def _macro_f1_batched(yt: np.ndarray, yp: np.ndarray, k: int) -> np.ndarray:
     return f1s / k
 
 
+def _resamples(rng: np.random.Generator, n: int, n_resamples: int):
+    """(start, indices (R, n)): the bootstrap's resamples of n items, drawn in chunks of ~2M indices."""
+    chunk = max(1, 2_000_000 // n)
+    for s in range(0, n_resamples, chunk):
+        yield s, rng.integers(0, n, size=(min(chunk, n_resamples - s), n))
+
+
 def _percentile_interval(point: float, stats_: np.ndarray, ci: float, metric: str) -> dict:
     """{point, low, high, n_resamples, ci, metric}: the percentile interval of the resampled statistics."""
     alpha = (1.0 - ci) / 2.0
@@ -353,16 +360,12 @@ def bootstrap_ci(
         correct = (yt == yp).astype(np.float64)
         point = float(correct.mean())
         stats_ = np.empty(n_resamples)
-        chunk = max(1, 2_000_000 // n)
-        for s in range(0, n_resamples, chunk):
-            idx = rng.integers(0, n, size=(min(chunk, n_resamples - s), n))
+        for s, idx in _resamples(rng, n, n_resamples):
             stats_[s : s + len(idx)] = correct[idx].mean(axis=1)
     elif metric == "macro_f1":
         point = float(_macro_f1_batched(yt[None], yp[None], k)[0])
         stats_ = np.empty(n_resamples)
-        chunk = max(1, 2_000_000 // n)
-        for s in range(0, n_resamples, chunk):
-            idx = rng.integers(0, n, size=(min(chunk, n_resamples - s), n))
+        for s, idx in _resamples(rng, n, n_resamples):
             stats_[s : s + len(idx)] = _macro_f1_batched(yt[idx], yp[idx], k)
     elif callable(metric):
         point = float(metric(yt, yp))
@@ -409,9 +412,7 @@ def paired_bootstrap_difference(
     point = float(score(yt[None], yb[None])[0] - score(yt[None], ya[None])[0])
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_resamples)
-    chunk = max(1, 2_000_000 // n)
-    for s in range(0, n_resamples, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_resamples - s), n))
+    for s, idx in _resamples(rng, n, n_resamples):
         diffs[s : s + len(idx)] = score(yt[idx], yb[idx]) - score(yt[idx], ya[idx])
     return _percentile_interval(point, diffs, ci, metric)
 

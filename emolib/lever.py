@@ -34,10 +34,10 @@ from . import metrics as M
 from . import tta as tta_views
 from .ablation import prediction_classes
 from .error_analysis import prediction_file, tta_record_current
+from .modelfolder import RUN_KEY_FILE
 from .runinfo import atomic_write_json
 
 SCORES = {"plain": False, "tta": True}  # score name -> read the TTA predictions
-RUN_KEY_FILE = "run_key.json"
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,7 @@ def compare_pair(baseline_dir, lever_dir, split: str, scores: Sequence[str], n_b
 
 def decide(pairs: Sequence[dict], requirements: Sequence[Requirement]) -> dict:
     """{mean_change: {score: mean over pairs}, checks: [...], adopt: bool | None (None: no requirement)}."""
-    scores = sorted({r.score for r in requirements} | {s for p in pairs for s in SCORES if s in p})
-    mean_change = {s: float(np.mean([p[s]["change"] for p in pairs])) for s in scores if all(s in p for p in pairs)}
+    mean_change = {s: float(np.mean([p[s]["change"] for p in pairs])) for s in SCORES if all(s in p for p in pairs)}
     checks = [
         {"requirement": str(r), "mean_change": mean_change[r.score], "holds": r.holds(mean_change[r.score])}
         for r in requirements
