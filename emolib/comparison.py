@@ -647,6 +647,35 @@ def comparison_reading(table: pd.DataFrame, summary: dict) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def place_labels(ax, labels, xy, fontsize: float = 7, max_lines: int = 8) -> list:
+    """Annotate each point `xy[i]` (data coordinates) with `labels[i]` so that no label prints over
+    another label or a point: a label starts just right of and above its point (left of it where it
+    would leave the axes), then moves up a line at a time (at most `max_lines`) while its drawn box
+    overlaps one already placed. Returns the annotations."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    centres = ax.transData.transform(np.asarray(xy, dtype=float).reshape(-1, 2))
+    r = 4.0 * fig.dpi / 72  # a marker's radius in pixels, with a little room
+    taken = [(x - r, y - r, x + r, y + r) for x, y in centres]
+    right = ax.get_window_extent(renderer).x1
+    line = fontsize * 1.3
+    annotations = []
+    for text, point in zip(labels, np.asarray(xy, dtype=float).reshape(-1, 2)):
+        ann = ax.annotate(text, tuple(point), fontsize=fontsize, xytext=(4, 3), textcoords="offset points")
+        if ann.get_window_extent(renderer).x1 > right:
+            ann.set_horizontalalignment("right")
+            ann.xyann = (-4, 3)
+        for _ in range(max_lines):
+            b = ann.get_window_extent(renderer)
+            if not any(b.x0 < t[2] and t[0] < b.x1 and b.y0 < t[3] and t[1] < b.y1 for t in taken):
+                break
+            ann.xyann = (ann.xyann[0], ann.xyann[1] + line)
+        b = ann.get_window_extent(renderer)
+        taken.append((b.x0, b.y0, b.x1, b.y1))
+        annotations.append(ann)
+    return annotations
+
+
 def _scatter(
     table: pd.DataFrame,
     x: str,
@@ -681,20 +710,16 @@ def _scatter(
             color=colours.get(kind, "black"),
             label=kind,
         )
-        for _, r in part.iterrows():
-            ax.annotate(
-                str(r["model"]).replace(" (trained on FER2013, not like-for-like)", "*"),
-                (float(r[x]), float(r["accuracy"])),
-                fontsize=7,
-                xytext=(4, 3),
-                textcoords="offset points",
-            )
     if logx and len(t) and (t[x] > 0).all():
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.12)  # room for the labels of the rightmost points
     ax.set(xlabel=xlabel, ylabel="test accuracy (95% CI)", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    # labels go on last: where they fit is measured where the points end up on the page
+    names = [str(m).replace(" (trained on FER2013, not like-for-like)", "*") for m in t["model"]]
+    place_labels(ax, names, np.column_stack([t[x].astype(float), t["accuracy"].astype(float)]))
     return fig
 
 

@@ -19,6 +19,7 @@ import html
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -136,12 +137,44 @@ def _is_duration(column: str) -> bool:
     return c.endswith(("_s", "(s)")) or "wall" in c or c in ("time", "seconds")
 
 
-_COUNT_WORDS = ("epoch", "param", "support", "count", "images", "errors", "n_", "size")
+# The words of a column name (split on anything but letters and digits) that make a whole float a
+# count, and those that make it a fraction whatever else the name says: 'share_of_class_errors'
+# and 'mean_confidence' once printed 1.0 as '1' because 'errors' and 'n_' matched inside them.
+_COUNT_WORDS = frozenset(
+    {"n", "count", "epoch", "epochs", "param", "params", "parameters", "support", "images", "errors", "size"}
+)
+_FRACTION_WORDS = frozenset({"share", "rate", "mean", "fraction", "ratio", "confidence", "accuracy", "f1"})
+
+
+def _words(column: str) -> list[str]:
+    return [w for w in re.split(r"[^a-z0-9]+", str(column).lower()) if w]
 
 
 def _is_count(column: str) -> bool:
-    c = str(column).lower()
-    return any(w in c for w in _COUNT_WORDS)
+    words = set(_words(column))
+    return bool(words & _COUNT_WORDS) and not words & _FRACTION_WORDS
+
+
+# Abbreviations a header spells in capitals; 'macro f1' reads 'macro-F1' as everywhere in the README.
+_HEADER_WORDS = {"ece": "ECE", "nll": "NLL", "f1": "F1", "ci": "CI", "tta": "TTA"}
+_HEADER_NAMES = {"inference_ms_per_image": "inference (ms/image)"}
+
+
+def header_label(column: Any) -> Any:
+    """A column name as a paper's table heads it: 'share_of_class_errors' -> 'share of class errors',
+    'ece_before' -> 'ECE before', 'training_time_s' -> 'training time' (its cells carry the unit),
+    'macro_f1' -> 'macro-F1'. Anything that is not a snake_case name is left as it is."""
+    if not isinstance(column, str) or " " in column or ("_" not in column and column not in _HEADER_WORDS):
+        return column
+    if column in _HEADER_NAMES:
+        return _HEADER_NAMES[column]
+    words = column.split("_")
+    if words[0] == "n" and len(words) > 1:  # 'n_errors': the cells are counts of errors
+        words = words[1:]
+    if _is_duration(column) and words[-1] == "s":
+        words = words[:-1]
+    text = " ".join(_HEADER_WORDS.get(w, w) for w in words if w)
+    return text.replace("macro F1", "macro-F1")
 
 
 def format_value(v: Any, column: str = "", digits: int = 3) -> str:
@@ -188,9 +221,10 @@ def table_html(df: pd.DataFrame, *, index: bool = True, float_digits: int = 3) -
     """A table for the report, numbers formatted for a reader (`format_value`)."""
     if df is None or not len(df):
         return note("(empty table)")
-    return readable(df, float_digits).to_html(
-        index=index, escape=True, border=0, classes="emolib-table dataframe", na_rep=""
-    )
+    shown = readable(df, float_digits)  # formatted by the raw names, which say what a column holds
+    shown.columns = [header_label(c) for c in shown.columns]
+    shown.index.name = header_label(shown.index.name)
+    return shown.to_html(index=index, escape=True, border=0, classes="emolib-table dataframe", na_rep="")
 
 
 def png_data_uri(data: bytes) -> str:
@@ -285,15 +319,14 @@ def provenance(ctx: dict):
     for k in ("data_dir", "layout", "fingerprint", "synthetic"):
         if k in data:
             rows.append((f"data: {k}", data[k]))
-    rows.append(("last update", run.get("updated", "")))
+    rows.append(("last update (UTC)", utc_minute(run.get("updated"))))
     out = [table_html(pd.DataFrame(rows, columns=["parameter", "value"]).set_index("parameter"))]
     counts = data.get("counts")
     if isinstance(counts, dict) and counts:
         out += ["<h4>Images per split and class</h4>", table_html(pd.DataFrame(counts).fillna(0).astype(int))]
     stages = run.get("stages") or {}
     if stages:
-        st = pd.DataFrame(stages).T
-        out += ["<h4>Pipeline stages</h4>", table_html(st)]
+        out += ["<h4>Pipeline stages</h4>", table_html(stages_frame(stages))]
     versions = run.get("versions") or {}
     machine = run.get("machine") or {}
     if versions:
@@ -301,6 +334,32 @@ def provenance(ctx: dict):
         m = ", ".join(f"{k}: {val}" for k, val in machine.items())
         out.append(f'<p style="font-size:12px;color:#444"><b>Versions:</b> {_esc(v)}<br/><b>Machine:</b> {_esc(m)}</p>')
     return _display("".join(out))
+
+
+# run.json's stage records hold file paths too ('metrics', 'comparison'); the table leaves them out
+# (they pushed it past the page's width) and shows the rest in this order.
+STAGE_COLUMNS = ("finished", "wall_time_s", "device", "weights_used", "val_macro_f1", "test_accuracy")
+STAGE_COLUMNS += ("test_macro_f1", "best_subset")
+
+
+def utc_minute(timestamp: Any) -> str:
+    """An ISO time stamp ('2026-12-01T02:48:06+00:00') as 'YYYY-MM-DD HH:MM' in UTC; '' if unreadable."""
+    when = pd.to_datetime(timestamp, errors="coerce", utc=True) if timestamp else pd.NaT
+    return "" if pd.isna(when) else when.strftime("%Y-%m-%d %H:%M")
+
+
+def stages_frame(stages: dict) -> pd.DataFrame:
+    """The pipeline stages of run.json as a table: one row per stage, finished as 'YYYY-MM-DD HH:MM'
+    (UTC), lists joined, file paths left out."""
+    st = pd.DataFrame(stages).T
+    st = st[[c for c in STAGE_COLUMNS if c in st.columns]].copy()
+    st.index.name = "stage"
+    if "finished" in st:
+        st["finished"] = [utc_minute(t) for t in st["finished"]]
+        st = st.rename(columns={"finished": "finished (UTC)"})
+    for col in st.columns:
+        st[col] = [", ".join(map(str, v)) if isinstance(v, list) else v for v in st[col]]
+    return st
 
 
 def data_checks(ctx: dict):
@@ -331,16 +390,25 @@ def _history_figure(name: str, hist: pd.DataFrame, synthetic: bool = False):
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     x = hist["epoch_global"] if "epoch_global" in hist else np.arange(1, len(hist) + 1)
+    # a line through one or a few epochs draws nothing a reader can see: mark the points
+    marker = "o" if len(hist) <= 15 else None
     fig, axes = plt.subplots(1, 2, figsize=(9, 3))
     for ax, key in zip(axes, ("loss", "accuracy")):
         for col, style in ((key, "-"), (f"val_{key}", "--")):
             if col in hist:
-                ax.plot(x, hist[col], style, label=col)
+                ax.plot(x, hist[col], style, marker=marker, ms=4, label=col)
         if key == "accuracy" and "val_macro_f1" in hist:
-            ax.plot(x, hist["val_macro_f1"], ":", label="val_macro_f1")
+            ax.plot(x, hist["val_macro_f1"], ":", marker=marker, ms=4, label="val_macro_f1")
         ax.set(title=f"{name}: {key}", xlabel="epoch")
+        epochs = sorted(set(np.asarray(x).tolist()))
+        if len(epochs) <= 10:  # ticks at the epochs themselves (a locator puts 0.95, 0.975, ... around one)
+            ax.set_xticks(epochs)
+            ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     if "stage_index" in hist and hist["stage_index"].nunique() > 1:
         for b in x[hist["stage_index"].diff().fillna(0) != 0]:
@@ -372,7 +440,7 @@ def model_results(ctx: dict):
                 "weights": card.get("weights_used", met.get("weights_used", "")),
                 "input": "x".join(map(str, (card.get("input_shape") or [])[:2])),
                 "epochs": _first(card.get("epochs"), card.get("epochs_total"), met.get("epochs")),
-                "training time (s)": _first(
+                "training_time_s": _first(
                     card.get("training_time_s"), card.get("wall_time_s"), met.get("training_time_s")
                 ),
                 "test accuracy": _with_ci(test.get("accuracy"), acc_ci),
@@ -408,14 +476,18 @@ def _first(*values):
     return next((v for v in values if v is not None), None)
 
 
+def _point_with_interval(point, low, high) -> str:
+    """'0.803 [0.785, 0.822]' with no-break spaces, so a narrow column never splits it over three lines."""
+    s = _fmt(point)
+    if low is not None and high is not None and not pd.isna(low) and not pd.isna(high):
+        s += f"\u00a0[{_fmt(low)},\u00a0{_fmt(high)}]"
+    return s
+
+
 def _with_ci(point, ci: dict) -> str:
     if point is None and not ci:
         return ""
-    point = ci.get("point", point)
-    s = _fmt(point)
-    if ci.get("low") is not None and ci.get("high") is not None:
-        s += f" [{_fmt(ci['low'])}, {_fmt(ci['high'])}]"
-    return s
+    return _point_with_interval(ci.get("point", point), ci.get("low"), ci.get("high"))
 
 
 def comparison(ctx: dict):
@@ -432,13 +504,8 @@ def comparison(ctx: dict):
         for metric in ("accuracy", "macro_f1"):
             if metric in rows:
                 lo, hi = rows.get(f"{metric}_ci_low"), rows.get(f"{metric}_ci_high")
-                t[f"{metric} [95% CI]"] = [
-                    _fmt(p)
-                    + (
-                        f" [{_fmt(a)}, {_fmt(b)}]"
-                        if a is not None and b is not None and not pd.isna(a) and not pd.isna(b)
-                        else ""
-                    )
+                t[f"{header_label(metric)} [95% CI]"] = [
+                    _point_with_interval(p, a, b)
                     for p, a, b in zip(
                         rows[metric],
                         lo if lo is not None else [None] * len(rows),

@@ -143,3 +143,29 @@ def test_frame_json_keeps_every_float_whole():
     assert json.loads(to_json(rows)) == rows  # strict JSON, round trip exact
     matrix = pd.DataFrame([[np.nan, 4.9e-13], [4.9e-13, np.nan]], index=["x", "y"], columns=["x", "y"])
     assert frame_json(matrix, orient="index") == {"x": {"x": None, "y": 4.9e-13}, "y": {"x": 4.9e-13, "y": None}}
+
+
+def test_scatter_labels_do_not_print_over_each_other():
+    from emolib import comparison
+
+    # the smoke run's worst case: every model at one accuracy, TTA variants beside their models
+    names = ["cnn", "cnn + TTA", "deepcnn", "deepcnn + TTA", "ensemble (all)", "vgg16", "vgg16 + TTA", "mobilenetv2"]
+    table = pd.DataFrame(
+        {
+            "model": names,
+            "kind": ["model", "model_tta", "model", "model_tta", "ensemble", "model", "model_tta", "model"],
+            "accuracy": [0.333, 0.333, 0.333, 0.330, 0.333, 0.333, 0.333, 0.3],
+            "accuracy_ci_low": [0.25] * 8,
+            "accuracy_ci_high": [0.42] * 8,
+            "inference_ms_per_image": [1.2, 1.25, 3.2, 19.5, 23.0, 10.2, 61.0, 1.19],
+        }
+    )
+    fig = comparison.plot_accuracy_vs_latency(table)
+    texts = fig.axes[0].texts
+    assert sorted(t.get_text() for t in texts) == sorted(names)  # each point labelled once
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for i, a in enumerate(boxes):
+        assert a.x1 <= fig.axes[0].get_window_extent(renderer).x1 + 1  # none runs off the axes
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)

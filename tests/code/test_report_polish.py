@@ -157,6 +157,11 @@ def test_empty_reports_folder_still_has_no_empty_heading(tmp_path):
         ("none", "weights", "none"),
         (True, "pass", "True"),
         (1535, "n_test", "1,535"),
+        (40.0, "n_errors", "40"),
+        # fractions stay fractions even when a count word is part of the name, or a letter pair looks like one
+        (1.0, "share_of_class_errors", "1.000"),
+        (0.0, "share_of_all_errors", "0.000"),
+        (1.0, "mean_confidence", "1.000"),
     ],
 )
 def test_format_value(value, column, text):
@@ -186,3 +191,70 @@ def test_models_table_names_the_weights_source_and_fallbacks(tmp_path):
     }
     html = report.model_results(report.context(_reports(tmp_path, card=card))).data
     assert label in html and "ImageNet weights unavailable" in html
+
+
+@pytest.mark.parametrize(
+    "column, label",
+    [
+        ("share_of_class_errors", "share of class errors"),
+        ("ece_before", "ECE before"),
+        ("ece", "ECE"),
+        ("val_macro_f1", "val macro-F1"),
+        ("training_time_s", "training time"),  # the cells say '18 min 10 s'
+        ("n_errors", "errors"),
+        ("inference_ms_per_image", "inference (ms/image)"),
+        ("test accuracy", "test accuracy"),
+        ("model", "model"),
+    ],
+)
+def test_header_label(column, label):
+    assert report.header_label(column) == label
+
+
+def test_tables_head_columns_in_words_and_format_by_the_raw_name():
+    df = pd.DataFrame(
+        {"true": ["sad"], "share_of_class_errors": [1.0], "mean_confidence": [0.4], "wall_time_s": [75.0]}
+    )
+    html = report.table_html(df, index=False)
+    assert "<th>share of class errors</th>" in html and "<th>wall time</th>" in html
+    assert ">1.000<" in html and ">1 min 15 s<" in html
+    assert "share_of_class_errors" not in html
+
+
+def test_an_interval_stays_on_one_line_with_its_point(tmp_path):
+    reports = _reports(tmp_path)
+    row = {"model": "cnn", "kind": "model", "macro_f1": 0.8031, "macro_f1_ci_low": 0.785, "macro_f1_ci_high": 0.822}
+    (reports / "comparison.json").write_text(json.dumps({"rows": [row]}))
+    html = report.comparison(report.context(reports)).data
+    assert "0.803\u00a0[0.785,\u00a00.822]" in html and "macro-F1 [95% CI]" in html
+
+
+def test_pipeline_stages_table_leaves_out_paths_and_says_when_in_utc():
+    stages = {
+        "train_cnn": {"finished": "2026-12-01T02:48:06+00:00", "wall_time_s": 15.6, "val_macro_f1": 0.23},
+        "evaluate_cnn": {"finished": "2026-12-01T02:54:54+00:00", "metrics": "/tmp/r/models/cnn/metrics.json"},
+        "compare": {"finished": "2026-12-01T02:59:02+00:00", "best_subset": ["cnn", "deepcnn"], "models": ["cnn"]},
+    }
+    st = report.stages_frame(stages)
+    assert list(st.index) == ["train_cnn", "evaluate_cnn", "compare"]
+    assert "metrics" not in st and "models" not in st
+    assert st.loc["train_cnn", "finished (UTC)"] == "2026-12-01 02:48"
+    assert st.loc["compare", "best_subset"] == "cnn, deepcnn"
+    html = report.table_html(st)
+    assert "/tmp/r/models" not in html and ">16 s<" in html
+
+
+def test_learning_curves_of_one_epoch_mark_their_points():
+    hist = pd.DataFrame(
+        {"epoch_global": [1], "loss": [1.2], "val_loss": [1.1], "accuracy": [0.4], "val_accuracy": [0.5]}
+    )
+    fig = report._history_figure("cnn", hist)
+    lines = [line for ax in fig.axes for line in ax.get_lines()]
+    assert lines and all(line.get_marker() == "o" for line in lines)  # a one-point line alone draws nothing
+    assert list(fig.axes[0].get_xticks()) == [1]  # not 0.95, 0.975, ... around the one epoch
+    long = pd.DataFrame({"loss": [1.0] * 60, "accuracy": [0.5] * 60})
+    assert all(
+        line.get_marker() in (None, "None", "")
+        for ax in report._history_figure("cnn", long).axes
+        for line in ax.get_lines()
+    )
