@@ -258,3 +258,24 @@ def test_learning_curves_of_one_epoch_mark_their_points():
         for ax in report._history_figure("cnn", long).axes
         for line in ax.get_lines()
     )
+
+
+def test_latency_section_of_a_plain_make_all_shows_the_evaluation_timing(tmp_path):
+    reports = _reports(tmp_path)
+    for name, ms in (("cnn", 1.25), ("deepcnn", 3.2)):
+        folder = reports / "models" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.keras").write_bytes(b"stand-in")
+        if name != "cnn":
+            (folder / "model.json").write_text(json.dumps({"classes": ["a", "b"], "params": {"total": 1208355}}))
+        (folder / "metrics.json").write_text(json.dumps({"inference_ms_per_image": ms, "inference_batch_size": 256}))
+    ctx = report.context(reports)
+    assert ctx["latency"] is None  # no `make bench`
+    frame = report.compare_latency_frame(ctx)
+    assert list(frame["model"]) == ["cnn", "deepcnn"]  # fastest first
+    assert frame["images_per_s"].tolist() == pytest.approx([800.0, 312.5])
+    html = report.latency(ctx).data
+    assert "inference (ms/image)" in html and ">1.250<" in html and ">800.0<" in html and "1,208,355" in html
+    assert "make bench" in html  # still says where single-image latency comes from
+    # no timing anywhere: only the note
+    assert report.compare_latency_frame(report.context(_reports(tmp_path / "bare"))) is None
