@@ -652,26 +652,26 @@ def place_labels(ax, labels, xy, fontsize: float = 7, max_lines: int = 8) -> lis
     another label or a point: a label starts just right of and above its point (left of it where it
     would leave the axes), then moves up a line at a time (at most `max_lines`) while its drawn box
     overlaps one already placed. Returns the annotations."""
+    from matplotlib.transforms import Bbox
+
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
-    centres = ax.transData.transform(np.asarray(xy, dtype=float).reshape(-1, 2))
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
     r = 4.0 * fig.dpi / 72  # a marker's radius in pixels, with a little room
-    taken = [(x - r, y - r, x + r, y + r) for x, y in centres]
+    taken = [Bbox.from_extents(x - r, y - r, x + r, y + r) for x, y in ax.transData.transform(xy)]
     right = ax.get_window_extent(renderer).x1
     line = fontsize * 1.3
     annotations = []
-    for text, point in zip(labels, np.asarray(xy, dtype=float).reshape(-1, 2)):
+    for text, point in zip(labels, xy):
         ann = ax.annotate(text, tuple(point), fontsize=fontsize, xytext=(4, 3), textcoords="offset points")
         if ann.get_window_extent(renderer).x1 > right:
             ann.set_horizontalalignment("right")
             ann.xyann = (-4, 3)
         for _ in range(max_lines):
-            b = ann.get_window_extent(renderer)
-            if not any(b.x0 < t[2] and t[0] < b.x1 and b.y0 < t[3] and t[1] < b.y1 for t in taken):
+            if not any(ann.get_window_extent(renderer).overlaps(t) for t in taken):
                 break
             ann.xyann = (ann.xyann[0], ann.xyann[1] + line)
-        b = ann.get_window_extent(renderer)
-        taken.append((b.x0, b.y0, b.x1, b.y1))
+        taken.append(ann.get_window_extent(renderer))
         annotations.append(ann)
     return annotations
 
