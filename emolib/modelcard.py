@@ -26,6 +26,7 @@ def build_card(
     aux_classes=(),
     aux_fingerprint: str = "",
     class_weights: dict | None = None,
+    batchnorm: dict | None = None,
 ) -> dict:
     """Collect everything the comparison and the report need to know about one trained model.
 
@@ -34,7 +35,8 @@ def build_card(
     every fallback taken on the way (e.g. no network, or CLASSES=all leaving nothing to pretrain on).
     `aux_classes`: the auxiliary classes trained on besides `classes` (the saved model outputs
     `classes` only). `class_weights`: {class name: loss weight} as trained, with the run's
-    `class_weight_power` beside them (1: the balanced rule); `mixup_alpha` (0: no mixup).
+    `class_weight_power` beside them (1: the balanced rule); `mixup_alpha` (0: no mixup). `batchnorm`:
+    `bnstats.recompute_after_training`'s record (whether the BatchNorm statistics were recomputed).
     """
     planned = {s.name: s for s in stages}
     per_stage = []
@@ -62,6 +64,7 @@ def build_card(
         "class_weights": {str(c): round(float(w), 4) for c, w in (class_weights or {}).items()} or None,
         "class_weight_power": cfg.class_weight_power,
         "mixup_alpha": cfg.profile.mixup_alpha,
+        "batchnorm_statistics": batchnorm,
         "params": params,
         "stages": [
             {

@@ -255,7 +255,8 @@ def _atomic_save_weights(model, path: Path) -> None:
         model.save_weights(str(tmp))
 
 
-def _atomic_save_model(model, path: Path) -> None:
+def save_model_atomically(model, path: Path) -> None:
+    """model.save to a temporary file beside `path`, then renamed over it: never a half-written model."""
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(str(tmp))
 
@@ -645,7 +646,7 @@ def train(
         from .models import task_output_model
 
         model = task_output_model(model, task_outputs)
-    _atomic_save_model(model, model_path)
+    save_model_atomically(model, model_path)
     run.forget_weights("last_weights", "best_weights")
     run.state["status"] = "done"
     run.save()  # model.keras exists before the state says 'done'

@@ -35,10 +35,14 @@ def test_training_notebook_writes_a_complete_model_dir(tmp_path, synthetic_dir):
     assert card["mixup_alpha"] == 0.2
     assert card["epochs_total"] == 1 and card["params"]["total"] > 300_000
     assert 0 <= card["val_metrics"]["macro_f1"] <= 1
+    bn = card["batchnorm_statistics"]  # recomputed on the training faces after training (emolib.bnstats)
+    assert bn["recomputed"] is True and bn["layers"] == 5 and bn["already_recomputed"] is False
+    assert bn["val_macro_f1_recomputed"] == pytest.approx(card["val_metrics"]["macro_f1"])
     first = (out / "model.keras").stat().st_mtime_ns
     # A second run with the same parameters resumes/skips: the finished model is not retrained.
     run_notebook("10_train.ipynb", tmp_path, **params)
     assert (out / "model.keras").stat().st_mtime_ns == first
+    assert json.loads((out / "model.json").read_text())["batchnorm_statistics"]["already_recomputed"] is True
 
 
 def test_a_run_for_other_data_is_cleared(tmp_path):
