@@ -186,13 +186,13 @@ endif
 
 # ---------------------------------------------------------------- the default model
 # Retrains the model shipped in emolib/assets/default_model with its pinned recipe (emolib.release.RECIPE:
-# the quick profile's cnn, angry/sad/surprise, seed 42) through the same notebooks as `make all`, into
+# the quick profile's cnn with its moving BatchNorm statistics, +rawbn, as shipped; angry/sad/surprise, seed 42) through the same notebooks as `make all`, into
 # $(REPORTS)/release, then builds the release (the 'other' head, model.tflite, the card) and installs it
 # only if it reproduces the shipped model's test predictions (>= 99.5% top-1), or with RELEASE_REPLACE=1.
 WILD_DIR ?=
 release-model: | $(STAMP)
 	@$(PY) -m emolib.release check-data --data-dir "$(DATA_DIR)"
-	@$(MAKE) --no-print-directory train evaluate MODELS=cnn PROFILE=quick CLASSES=angry,sad,surprise SEED=42 \
+	@$(MAKE) --no-print-directory train evaluate MODELS=cnn PROFILE=quick+rawbn CLASSES=angry,sad,surprise SEED=42 \
 	    WEIGHTS=auto REPORTS=$(REPORTS)/release DATA_DIR=$(DATA_DIR)
 	$(PY) -m emolib.release build --trained $(REPORTS)/release/models/cnn --data-dir $(DATA_DIR) \
 	    $(if $(WILD_DIR),--wild-dir $(WILD_DIR)) $(if $(filter 1,$(RELEASE_REPLACE)),--replace)

@@ -44,7 +44,9 @@ from .modelfolder import CARD_FILE, METRICS_FILE, MODEL_FILE, read_card
 
 RECIPE = {
     "model_name": "cnn",
-    "profile": "quick",
+    # '+rawbn': the shipped model (29 November) predates the BatchNorm recompute after training
+    # (emolib.bnstats), so its recipe keeps the moving statistics and a retrain still reproduces it
+    "profile": "quick+rawbn",
     "classes": ["angry", "sad", "surprise"],
     "seed": 42,
     "weights": "auto",

@@ -430,6 +430,29 @@ def _history_figure(name: str, hist: pd.DataFrame, synthetic: bool = False):
     return fig
 
 
+def batchnorm_frame(models: dict) -> pd.DataFrame | None:
+    """Per model whose card has a `batchnorm_statistics` record (emolib.bnstats): whether the BatchNorm
+    statistics were recomputed after training, and validation macro-F1 before and after. None when no
+    card has one (models trained before the step existed)."""
+    rows = {}
+    for name, m in models.items():
+        rec = (m.get("card") or {}).get("batchnorm_statistics")
+        if not rec:
+            continue
+        done = bool(rec.get("recomputed"))
+        rows[name] = {
+            "statistics": "recomputed on the training faces" if done else f"moving averages ({rec.get('why', '')})",
+            "val macro-F1, moving": rec.get("val_macro_f1_moving"),
+            "val macro-F1, recomputed": rec.get("val_macro_f1_recomputed"),
+            "faces": rec.get("faces"),
+        }
+    if not rows:
+        return None
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
 def model_results(ctx: dict):
     """Per model: the model card, headline test metrics and learning curves."""
     models = ctx["models"]
@@ -458,6 +481,15 @@ def model_results(ctx: dict):
             }
         )
     out = ["<h3>Models</h3>", table_html(pd.DataFrame(rows).set_index("model"))]
+    bn = batchnorm_frame(models)
+    if bn is not None:
+        out += [
+            "<h4>BatchNorm statistics</h4>",
+            "<p>The two CNNs' BatchNorm statistics are recomputed after training, exactly, on the run's "
+            "training faces with the network in inference mode (<code>emolib.bnstats</code>); the learning "
+            "curves below show the moving averages training kept. Validation macro-F1 with each:</p>",
+            table_html(bn),
+        ]
     for name, m in models.items():
         out.append(f"<h4>{_esc(name)}: learning curves</h4>")
         hist = m["history"]

@@ -193,6 +193,24 @@ def test_models_table_names_the_weights_source_and_fallbacks(tmp_path):
     assert label in html and "ImageNet weights unavailable" in html
 
 
+def test_models_section_shows_the_batchnorm_recompute_and_its_effect(tmp_path):
+    record = {
+        "recomputed": True,
+        "layers": 9,
+        "faces": 10196,
+        "val_macro_f1_moving": 0.80213,
+        "val_macro_f1_recomputed": 0.81742,
+    }
+    card = {"classes": ["angry", "sad", "surprise"], "weights_used": "none", "batchnorm_statistics": record}
+    html = report.model_results(report.context(_reports(tmp_path, card=card))).data
+    assert "<h4>BatchNorm statistics</h4>" in html and "recomputed on the training faces" in html
+    assert "0.802" in html and "0.817" in html and "10,196" in html
+    off = {"recomputed": False, "why": "off in this profile (+rawbn)"}
+    frame = report.batchnorm_frame({"cnn": {"card": {"batchnorm_statistics": off}}})
+    assert frame.loc["cnn", "statistics"] == "moving averages (off in this profile (+rawbn))"
+    assert report.batchnorm_frame({"cnn": {"card": {"weights_used": "none"}}}) is None  # cards from before the step
+
+
 @pytest.mark.parametrize(
     "column, label",
     [
