@@ -104,9 +104,11 @@ def recompute_after_training(
     prepared: the run's `data.PreparedData` (its 'train' split, no augmentation; its 'val' split to
     show the effect). When it applies (enabled, and the model's BatchNorm layers are top-level), the
     statistics are recomputed and the model is saved over `model_path` atomically. Idempotent: a
-    second call finds the same statistics and does not write. Returns the model card's record: {'recomputed': bool, and
-    either 'why' not, or 'layers', 'faces', 'seconds', 'already_recomputed' (the model held these
-    statistics already; its file is then left as it was), 'val_macro_f1_moving', 'val_macro_f1_recomputed'}.
+    second call finds the same statistics and does not write.
+
+    Returns the model card's record: {'recomputed': bool, and either 'why' not, or 'layers', 'faces',
+    'seconds', 'already_recomputed' (the model held these statistics already; its file is then left
+    as it was), 'val_macro_f1_moving', 'val_macro_f1_recomputed'}.
     """
     if not enabled:
         return {"recomputed": False, "why": "off in this profile (+rawbn)"}

@@ -485,9 +485,10 @@ def model_results(ctx: dict):
     if bn is not None:
         out += [
             "<h4>BatchNorm statistics</h4>",
-            "<p>The two CNNs' BatchNorm statistics are recomputed after training, exactly, on the run's "
-            "training faces with the network in inference mode (<code>emolib.bnstats</code>); the learning "
-            "curves below show the moving averages training kept. Validation macro-F1 with each:</p>",
+            "<p>After training, the training notebook recomputes the CNNs' BatchNorm statistics exactly "
+            "on the run's training faces, with the network in inference mode (<code>emolib.bnstats</code>; "
+            "<code>+rawbn</code> keeps the moving averages). The learning curves below show the moving "
+            "averages training kept. Validation macro-F1 with each:</p>",
             table_html(bn),
         ]
     for name, m in models.items():
