@@ -93,8 +93,7 @@ def recompute_after_training(
     model: keras.Model,
     prepared,
     *,
-    image_size: int,
-    model_path: str | Path,
+    model_dir: str | Path,
     enabled: bool = True,
     batch_size: int = 256,
     progress: bool = True,
@@ -102,9 +101,10 @@ def recompute_after_training(
     """The training notebook's last step: recompute the BatchNorm statistics on the run's training faces.
 
     prepared: the run's `data.PreparedData` (its 'train' split, no augmentation; its 'val' split to
-    show the effect). When it applies (enabled, and the model's BatchNorm layers are top-level), the
-    statistics are recomputed and the model is saved over `model_path` atomically. Idempotent: a
-    second call finds the same statistics and does not write.
+    show the effect), resized to the model's input side. When it applies (enabled, and the model's
+    BatchNorm layers are top-level), the statistics are recomputed and the model is saved over
+    `model_dir`/model.keras atomically. Idempotent: a second call finds the same statistics and does
+    not write.
 
     Returns the model card's record: {'recomputed': bool, and either 'why' not, or 'layers', 'faces',
     'seconds', 'already_recomputed' (the model held these statistics already; its file is then left
@@ -118,25 +118,25 @@ def recompute_after_training(
         return {"recomputed": False, "why": str(e)}
     if not bns:
         return {"recomputed": False, "why": "the model has no BatchNorm layer"}
-    from sklearn.metrics import f1_score
-
     from .error_analysis import predict_probs, resize_pixels
+    from .metrics import macro_f1
+    from .modelfolder import MODEL_FILE
     from .train import save_model_atomically
 
     x_train, _ = prepared.split("train")
     x_val, y_val = prepared.split("val")
-    labels = list(range(len(prepared.classes)))
 
     def val_macro_f1() -> float | None:
         if len(x_val) == 0:
             return None
         pred = predict_probs(model, x_val, batch_size=batch_size).argmax(axis=1)
-        return float(f1_score(y_val, pred, labels=labels, average="macro", zero_division=0))
+        return macro_f1(y_val, pred, n_classes=len(prepared.classes))
 
     stored = [(np.array(bn.moving_mean), np.array(bn.moving_variance)) for bn in bns]
     before = val_macro_f1()
     t0 = time.perf_counter()
-    recompute_batchnorm_statistics(model, resize_pixels(x_train, image_size), batch_size, progress=progress)
+    images = resize_pixels(x_train, int(model.input_shape[1]))
+    recompute_batchnorm_statistics(model, images, batch_size, progress=progress)
     seconds = time.perf_counter() - t0
     # a model saved by an earlier call already holds these statistics: leave its file (and the
     # prediction caches newer than it) alone
@@ -146,7 +146,7 @@ def recompute_after_training(
         for bn, (mean, var) in zip(bns, stored, strict=True)
     )
     if not unchanged:
-        save_model_atomically(model, Path(model_path))
+        save_model_atomically(model, Path(model_dir) / MODEL_FILE)
     return {
         "recomputed": True,
         "on": "the run's training faces, no augmentation, the network in inference mode",

@@ -87,8 +87,8 @@ class _Prepared:
 
 
 def test_after_training_saves_once_and_records_the_effect(tmp_path):
-    model, path = _net(), tmp_path / "model.keras"
-    record = bnstats.recompute_after_training(model, _Prepared(), image_size=6, model_path=path, progress=False)
+    model, path = _net(), tmp_path / "model.keras"  # the file recompute_after_training writes in model_dir
+    record = bnstats.recompute_after_training(model, _Prepared(), model_dir=tmp_path, progress=False)
     assert record["recomputed"] is True and record["layers"] == 2 and record["faces"] == 30
     assert record["already_recomputed"] is False and path.is_file()
     assert 0 <= record["val_macro_f1_moving"] <= 1 and 0 <= record["val_macro_f1_recomputed"] <= 1
@@ -97,17 +97,17 @@ def test_after_training_saves_once_and_records_the_effect(tmp_path):
         np.asarray(saved.get_layer("bn1").moving_mean), np.asarray(model.get_layer("bn1").moving_mean)
     )
     first = path.stat().st_mtime_ns
-    again = bnstats.recompute_after_training(model, _Prepared(), image_size=6, model_path=path, progress=False)
+    again = bnstats.recompute_after_training(model, _Prepared(), model_dir=tmp_path, progress=False)
     assert again["already_recomputed"] is True and path.stat().st_mtime_ns == first  # idempotent: no rewrite
 
 
 def test_after_training_says_why_it_did_nothing(tmp_path):
     path = tmp_path / "model.keras"
-    off = bnstats.recompute_after_training(_net(), _Prepared(), image_size=6, model_path=path, enabled=False)
+    off = bnstats.recompute_after_training(_net(), _Prepared(), model_dir=tmp_path, enabled=False)
     assert off == {"recomputed": False, "why": "off in this profile (+rawbn)"}
     inp = keras.Input((6, 6, 1))
-    nested = bnstats.recompute_after_training(keras.Model(inp, _net()(inp)), _Prepared(), image_size=6, model_path=path)
+    nested = bnstats.recompute_after_training(keras.Model(inp, _net()(inp)), _Prepared(), model_dir=tmp_path)
     assert nested["recomputed"] is False and "nested" in nested["why"]
     plain = keras.Sequential([keras.Input((6, 6, 1)), layers.Flatten(), layers.Dense(2, activation="softmax")])
-    assert "no BatchNorm" in bnstats.recompute_after_training(plain, _Prepared(), image_size=6, model_path=path)["why"]
+    assert "no BatchNorm" in bnstats.recompute_after_training(plain, _Prepared(), model_dir=tmp_path)["why"]
     assert not path.exists()
