@@ -8,8 +8,11 @@ Li et al., CVPR 2019). `recompute_batchnorm_statistics` replaces them, first lay
 exact mean and variance of each layer's input over a set of faces with the network in inference
 mode (earlier layers already recomputed). The weights are not touched.
 
-Only BatchNorm layers at the top level of a functional model are recomputed (the CNNs' layout); a
-model whose BatchNorm layers sit inside a nested model (a keras.applications backbone) is refused.
+Only BatchNorm layers at the top level of a functional model are recomputed: all of the CNNs', and the
+head's of a backbone model (`head_bn0` after the pooling, `head_bn1`/`head_bn2` after the 0.5 and 0.4
+dropouts, where the variance shift is largest). A nested model's BatchNorm layers (a keras.applications
+backbone) keep their statistics: a pretrained backbone runs them in inference mode while it fine-tunes
+(`models.build_model_with_info`), so they already are what training normalised by.
 `recompute_after_training` is the training notebook's step: it recomputes when it applies, saves
 the model, and returns what the model card records (validation macro-F1 before and after).
 
@@ -30,21 +33,21 @@ from keras import layers
 
 
 def batchnorm_layers(model: keras.Model) -> list[layers.BatchNormalization]:
-    """The top-level BatchNormalization layers of `model`, in graph order.
-
-    Raises ValueError when a nested model holds BatchNorm layers (they cannot be probed from outside).
-    """
-    nested = [
-        lyr.name
-        for lyr in model.layers
-        if isinstance(lyr, keras.Model) and any(isinstance(sub, layers.BatchNormalization) for sub in lyr.layers)
-    ]
-    if nested:
-        raise ValueError(
-            f"{model.name}: BatchNorm layers inside nested model(s) {', '.join(nested)}; "
-            "recompute_batchnorm_statistics handles flat functional models only (the CNNs)"
-        )
+    """The top-level BatchNormalization layers of `model`, in graph order (nested models' are not included)."""
     return [lyr for lyr in model.layers if isinstance(lyr, layers.BatchNormalization)]
+
+
+def nested_batchnorm_counts(model: keras.Model) -> dict[str, int]:
+    """{nested model's name: how many BatchNormalization layers it holds}, for those holding any."""
+
+    def count(m: keras.Model) -> int:
+        return sum(
+            count(lyr) if isinstance(lyr, keras.Model) else isinstance(lyr, layers.BatchNormalization)
+            for lyr in m.layers
+        )
+
+    counts = {lyr.name: count(lyr) for lyr in model.layers if isinstance(lyr, keras.Model)}
+    return {name: n for name, n in counts.items() if n}
 
 
 def _channel_moments(probe: Callable, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -101,23 +104,25 @@ def recompute_after_training(
     """The training notebook's last step: recompute the BatchNorm statistics on the run's training faces.
 
     prepared: the run's `data.PreparedData` (its 'train' split, no augmentation; its 'val' split to
-    show the effect), resized to the model's input side. When it applies (enabled, and the model's
-    BatchNorm layers are top-level), the statistics are recomputed and the model is saved over
+    show the effect), resized to the model's input side. When it applies (enabled, and the model has
+    top-level BatchNorm layers), their statistics are recomputed and the model is saved over
     `model_dir`/model.keras atomically. Idempotent: a second call finds the same statistics and does
     not write.
 
     Returns the model card's record: {'recomputed': bool, and either 'why' not, or 'layers', 'faces',
     'seconds', 'already_recomputed' (the model held these statistics already; its file is then left
-    as it was), 'val_macro_f1_moving', 'val_macro_f1_recomputed'}.
+    as it was), 'val_macro_f1_moving', 'val_macro_f1_recomputed'}; plus 'kept' (which nested model's
+    BatchNorm layers were left as trained) for a backbone model.
     """
     if not enabled:
         return {"recomputed": False, "why": "off in this profile (+rawbn)"}
-    try:
-        bns = batchnorm_layers(model)
-    except ValueError as e:
-        return {"recomputed": False, "why": str(e)}
+    bns, nested = batchnorm_layers(model), nested_batchnorm_counts(model)
+    kept = {}  # the card says which statistics stayed as trained
+    if nested:
+        kept["kept"] = "; ".join(f"{name}'s {n} BatchNorm layers (nested: as trained)" for name, n in nested.items())
     if not bns:
-        return {"recomputed": False, "why": "the model has no BatchNorm layer"}
+        why = "the model has no top-level BatchNorm layer" if nested else "the model has no BatchNorm layer"
+        return {"recomputed": False, "why": why, **kept}
     from .error_analysis import predict_probs, resize_pixels
     from .metrics import macro_f1
     from .modelfolder import MODEL_FILE
@@ -151,6 +156,7 @@ def recompute_after_training(
         "recomputed": True,
         "on": "the run's training faces, no augmentation, the network in inference mode",
         "layers": len(bns),
+        **kept,
         "faces": int(len(x_train)),
         "seconds": round(seconds, 1),
         "already_recomputed": unchanged,

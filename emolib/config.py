@@ -177,7 +177,8 @@ class Profile:
     mixup_alpha: float = 0.0
     # After training, each top-level BatchNorm layer's statistics are recomputed exactly on the training
     # faces with the network in inference mode (emolib.bnstats): +0.009 validation macro-F1 on average over
-    # three trained CNNs (README, ablation). Applies to the two CNNs; backbones keep theirs. False: +rawbn.
+    # three trained CNNs (README, ablation). Applies to top-level BatchNorm layers: the CNNs' and a backbone
+    # model's head (the backbone's own ran in inference mode while fine-tuning and stay). False: +rawbn.
     recompute_batchnorm: bool = True
     lr_schedule: str = "plateau"  # of every stage: 'plateau' (the seed's) or 'cosine' (see Stage)
     # The plan for a backbone pretrained here on the other classes (WEIGHTS=disjoint, or auto offline),

@@ -440,8 +440,11 @@ def batchnorm_frame(models: dict) -> pd.DataFrame | None:
         if not rec:
             continue
         done = bool(rec.get("recomputed"))
+        statistics = "recomputed on the training faces" if done else f"moving averages ({rec.get('why', '')})"
+        if done and rec.get("kept"):  # a backbone model: its head recomputed, the backbone's as trained
+            statistics = "head's recomputed on the training faces; backbone's as trained"
         rows[name] = {
-            "statistics": "recomputed on the training faces" if done else f"moving averages ({rec.get('why', '')})",
+            "statistics": statistics,
             "val macro-F1, moving": rec.get("val_macro_f1_moving"),
             "val macro-F1, recomputed": rec.get("val_macro_f1_recomputed"),
             "faces": rec.get("faces"),
@@ -485,8 +488,10 @@ def model_results(ctx: dict):
     if bn is not None:
         out += [
             "<h4>BatchNorm statistics</h4>",
-            "<p>After training, the training notebook recomputes the CNNs' BatchNorm statistics exactly "
-            "on the run's training faces, with the network in inference mode (<code>emolib.bnstats</code>; "
+            "<p>After training, the training notebook recomputes the top-level BatchNorm statistics (the "
+            "CNNs', and the head's of a backbone model) exactly on the run's training faces, with the network in "
+            "inference mode; a pretrained backbone's own BatchNorm layers ran in inference mode while it "
+            "fine-tuned and keep their statistics (<code>emolib.bnstats</code>; "
             "<code>+rawbn</code> keeps the moving averages). The learning curves below show the moving "
             "averages training kept. Validation macro-F1 with each:</p>",
             table_html(bn),

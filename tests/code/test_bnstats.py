@@ -60,12 +60,34 @@ def test_weights_other_than_the_statistics_are_untouched_and_predictions_follow(
     np.testing.assert_allclose(p_after.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_refuses_nested_batchnorm_and_empty_input():
-    inner = _net()
+def _backbone_model(seed: int = 0) -> keras.Model:
+    """A backbone model's layout: a nested net called in inference mode, then a head with BatchNorm after dropout."""
+    inner = _net(seed)
+    backbone = keras.Model(inner.input, inner.get_layer("bn2").output, name="backbone")
     inp = keras.Input((6, 6, 1))
-    outer = keras.Model(inp, inner(inp))
-    with pytest.raises(ValueError, match="nested"):
-        bnstats.recompute_batchnorm_statistics(outer, _images())
+    x = layers.GlobalAveragePooling2D()(backbone(inp, training=False))
+    x = layers.BatchNormalization(momentum=0.9, name="head_bn0")(x)
+    x = layers.Dense(5, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    x = layers.BatchNormalization(momentum=0.9, name="head_bn1")(x)
+    return keras.Model(inp, layers.Dense(2, activation="softmax")(x))
+
+
+def test_a_backbone_model_gets_its_head_recomputed_and_its_nested_statistics_kept():
+    model, x = _backbone_model(), _images()
+    nested_before = {w.path: np.array(w) for w in model.get_layer("backbone").weights}
+    assert bnstats.nested_batchnorm_counts(model) == {"backbone": 2}
+    assert bnstats.recompute_batchnorm_statistics(model, x) == ["head_bn0", "head_bn1"]
+    for name in ("head_bn0", "head_bn1"):
+        bn = model.get_layer(name)
+        seen = np.asarray(keras.Model(model.input, bn.input)(x, training=False), dtype=np.float64)
+        np.testing.assert_allclose(np.asarray(bn.moving_mean), seen.mean(axis=0), rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(np.asarray(bn.moving_variance), seen.var(axis=0), rtol=1e-4, atol=1e-3)
+    for w in model.get_layer("backbone").weights:
+        np.testing.assert_array_equal(np.array(w), nested_before[w.path])
+
+
+def test_refuses_empty_input():
     with pytest.raises(ValueError, match="at least one image"):
         bnstats.recompute_batchnorm_statistics(_net(), _images()[:0])
 
@@ -101,13 +123,21 @@ def test_after_training_saves_once_and_records_the_effect(tmp_path):
     assert again["already_recomputed"] is True and path.stat().st_mtime_ns == first  # idempotent: no rewrite
 
 
+def test_after_training_on_a_backbone_model_records_the_kept_statistics(tmp_path):
+    record = bnstats.recompute_after_training(_backbone_model(), _Prepared(), model_dir=tmp_path, progress=False)
+    assert record["recomputed"] is True and record["layers"] == 2
+    assert record["kept"] == "backbone's 2 BatchNorm layers (nested: as trained)"
+    assert (tmp_path / "model.keras").is_file()
+
+
 def test_after_training_says_why_it_did_nothing(tmp_path):
     path = tmp_path / "model.keras"
     off = bnstats.recompute_after_training(_net(), _Prepared(), model_dir=tmp_path, enabled=False)
     assert off == {"recomputed": False, "why": "off in this profile (+rawbn)"}
     inp = keras.Input((6, 6, 1))
-    nested = bnstats.recompute_after_training(keras.Model(inp, _net()(inp)), _Prepared(), model_dir=tmp_path)
-    assert nested["recomputed"] is False and "nested" in nested["why"]
+    only_nested = bnstats.recompute_after_training(keras.Model(inp, _net()(inp)), _Prepared(), model_dir=tmp_path)
+    assert only_nested["recomputed"] is False and "no top-level BatchNorm" in only_nested["why"]
+    assert "2 BatchNorm layers" in only_nested["kept"]
     plain = keras.Sequential([keras.Input((6, 6, 1)), layers.Flatten(), layers.Dense(2, activation="softmax")])
     assert "no BatchNorm" in bnstats.recompute_after_training(plain, _Prepared(), model_dir=tmp_path)["why"]
     assert not path.exists()

@@ -208,6 +208,9 @@ def test_models_section_shows_the_batchnorm_recompute_and_its_effect(tmp_path):
     off = {"recomputed": False, "why": "off in this profile (+rawbn)"}
     frame = report.batchnorm_frame({"cnn": {"card": {"batchnorm_statistics": off}}})
     assert frame.loc["cnn", "statistics"] == "moving averages (off in this profile (+rawbn))"
+    head = {**record, "kept": "mobilenetv2's 52 BatchNorm layers (nested: as trained)"}
+    frame = report.batchnorm_frame({"mobilenetv2": {"card": {"batchnorm_statistics": head}}})
+    assert frame.loc["mobilenetv2", "statistics"] == "head's recomputed on the training faces; backbone's as trained"
     assert report.batchnorm_frame({"cnn": {"card": {"weights_used": "none"}}}) is None  # cards from before the step
 
 
