@@ -94,6 +94,16 @@ def recompute_batchnorm_statistics(
     return done
 
 
+def _earlier_moving_score(card_path: Path, fallback: float | None) -> float | None:
+    """The validation macro-F1 with the moving statistics that an earlier card recorded, else `fallback`."""
+    import json
+
+    try:
+        return json.loads(card_path.read_text())["batchnorm_statistics"]["val_macro_f1_moving"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return fallback
+
+
 def recompute_after_training(
     model: keras.Model,
     prepared,
@@ -113,7 +123,8 @@ def recompute_after_training(
 
     Returns the model card's record: {'recomputed': bool, and either 'why' not, or 'layers', 'faces',
     'seconds', 'already_recomputed' (the model held these statistics already; its file is then left
-    as it was), 'val_macro_f1_moving', 'val_macro_f1_recomputed'}; plus 'kept' (which nested model's
+    as it was; 'val_macro_f1_moving' then comes from the card in `model_dir`, which the recomputing call
+    wrote), 'val_macro_f1_moving', 'val_macro_f1_recomputed'}; plus 'kept' (which nested model's
     BatchNorm layers were left as trained) for a backbone model.
     """
     if not enabled:
@@ -127,7 +138,7 @@ def recompute_after_training(
         return {"recomputed": False, "why": why, **kept}
     from .error_analysis import predict_probs, resize_pixels
     from .metrics import macro_f1
-    from .modelfolder import MODEL_FILE
+    from .modelfolder import CARD_FILE, MODEL_FILE
     from .train import save_model_atomically
 
     x_train, _ = prepared.split("train")
@@ -154,6 +165,8 @@ def recompute_after_training(
     )
     if not unchanged:
         save_model_atomically(model, Path(model_dir) / MODEL_FILE)
+    else:  # `before` was measured on recomputed statistics: the card of the call that recomputed has the moving score
+        before = _earlier_moving_score(Path(model_dir) / CARD_FILE, before)
     return {
         "recomputed": True,
         "on": "the run's training faces, no augmentation, the network in inference mode",

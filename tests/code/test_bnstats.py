@@ -1,5 +1,7 @@
 """emolib.bnstats: BatchNorm statistics recomputed exactly, in inference mode, layer by layer."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -119,8 +121,15 @@ def test_after_training_saves_once_and_records_the_effect(tmp_path):
         np.asarray(saved.get_layer("bn1").moving_mean), np.asarray(model.get_layer("bn1").moving_mean)
     )
     first = path.stat().st_mtime_ns
+    card = {"batchnorm_statistics": {**record, "val_macro_f1_moving": 0.123}}  # a score no 12-face split gives
+    (tmp_path / "model.json").write_text(json.dumps(card))  # the card the notebook wrote after the first call
     again = bnstats.recompute_after_training(model, _Prepared(), model_dir=tmp_path, progress=False)
     assert again["already_recomputed"] is True and path.stat().st_mtime_ns == first  # idempotent: no rewrite
+    # the second call measured recomputed statistics only: the card keeps the first call's moving score
+    assert again["val_macro_f1_moving"] == 0.123
+    (tmp_path / "model.json").unlink()  # no card: the score it measured, on the recomputed statistics
+    third = bnstats.recompute_after_training(model, _Prepared(), model_dir=tmp_path, progress=False)
+    assert third["val_macro_f1_moving"] == third["val_macro_f1_recomputed"]
 
 
 def test_after_training_on_a_backbone_model_records_the_kept_statistics(tmp_path):
