@@ -94,13 +94,13 @@ def recompute_batchnorm_statistics(
     return done
 
 
-def _earlier_moving_score(card_path: Path, fallback: float | None) -> float | None:
-    """The validation macro-F1 with the moving statistics that an earlier card recorded, else `fallback`."""
-    import json
+def _earlier_moving_score(model_dir: Path, fallback: float | None) -> float | None:
+    """The validation macro-F1 with the moving statistics that `model_dir`'s card recorded, else `fallback`."""
+    from .modelfolder import ModelDirError, read_card
 
     try:
-        return json.loads(card_path.read_text())["batchnorm_statistics"]["val_macro_f1_moving"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return read_card(model_dir)["batchnorm_statistics"]["val_macro_f1_moving"]
+    except (ModelDirError, KeyError, TypeError):
         return fallback
 
 
@@ -138,7 +138,7 @@ def recompute_after_training(
         return {"recomputed": False, "why": why, **kept}
     from .error_analysis import predict_probs, resize_pixels
     from .metrics import macro_f1
-    from .modelfolder import CARD_FILE, MODEL_FILE
+    from .modelfolder import MODEL_FILE
     from .train import save_model_atomically
 
     x_train, _ = prepared.split("train")
@@ -163,10 +163,11 @@ def recompute_after_training(
         and np.allclose(np.array(bn.moving_variance), var, rtol=1e-4, atol=1e-6)
         for bn, (mean, var) in zip(bns, stored, strict=True)
     )
-    if not unchanged:
+    if unchanged:  # `before` was measured on these statistics: the recomputing call's card has the moving score
+        after, before = before, _earlier_moving_score(Path(model_dir), before)
+    else:
         save_model_atomically(model, Path(model_dir) / MODEL_FILE)
-    else:  # `before` was measured on recomputed statistics: the card of the call that recomputed has the moving score
-        before = _earlier_moving_score(Path(model_dir) / CARD_FILE, before)
+        after = val_macro_f1()
     return {
         "recomputed": True,
         "on": "the run's training faces, no augmentation, the network in inference mode",
@@ -176,5 +177,5 @@ def recompute_after_training(
         "seconds": round(seconds, 1),
         "already_recomputed": unchanged,
         "val_macro_f1_moving": before,
-        "val_macro_f1_recomputed": val_macro_f1(),
+        "val_macro_f1_recomputed": after,
     }

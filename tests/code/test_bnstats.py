@@ -28,16 +28,21 @@ def _images(n: int = 40, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 255, (n, 6, 6, 1)).astype("float32")
 
 
-def test_each_layer_gets_its_input_moments_in_inference_mode():
-    model, x = _net(), _images()
-    done = bnstats.recompute_batchnorm_statistics(model, x, batch_size=7)  # batches that do not divide 40
-    assert done == ["bn1", "bn2"]
-    for name in done:
+def _assert_exact_moments(model: keras.Model, names, x: np.ndarray) -> None:
+    """Each named BatchNorm layer holds the mean and variance of its input on `x`, in inference mode."""
+    for name in names:
         bn = model.get_layer(name)
         seen = np.asarray(keras.Model(model.input, bn.input)(x, training=False), dtype=np.float64)
         seen = seen.reshape(-1, seen.shape[-1])
         np.testing.assert_allclose(np.asarray(bn.moving_mean), seen.mean(axis=0), rtol=1e-4, atol=1e-3)
         np.testing.assert_allclose(np.asarray(bn.moving_variance), seen.var(axis=0), rtol=1e-4, atol=1e-3)
+
+
+def test_each_layer_gets_its_input_moments_in_inference_mode():
+    model, x = _net(), _images()
+    done = bnstats.recompute_batchnorm_statistics(model, x, batch_size=7)  # batches that do not divide 40
+    assert done == ["bn1", "bn2"]
+    _assert_exact_moments(model, done, x)
 
 
 def test_later_layers_see_the_earlier_layers_recomputed():
@@ -80,11 +85,7 @@ def test_a_backbone_model_gets_its_head_recomputed_and_its_nested_statistics_kep
     nested_before = {w.path: np.array(w) for w in model.get_layer("backbone").weights}
     assert bnstats.nested_batchnorm_counts(model) == {"backbone": 2}
     assert bnstats.recompute_batchnorm_statistics(model, x) == ["head_bn0", "head_bn1"]
-    for name in ("head_bn0", "head_bn1"):
-        bn = model.get_layer(name)
-        seen = np.asarray(keras.Model(model.input, bn.input)(x, training=False), dtype=np.float64)
-        np.testing.assert_allclose(np.asarray(bn.moving_mean), seen.mean(axis=0), rtol=1e-4, atol=1e-3)
-        np.testing.assert_allclose(np.asarray(bn.moving_variance), seen.var(axis=0), rtol=1e-4, atol=1e-3)
+    _assert_exact_moments(model, ("head_bn0", "head_bn1"), x)
     for w in model.get_layer("backbone").weights:
         np.testing.assert_array_equal(np.array(w), nested_before[w.path])
 
@@ -121,7 +122,10 @@ def test_after_training_saves_once_and_records_the_effect(tmp_path):
         np.asarray(saved.get_layer("bn1").moving_mean), np.asarray(model.get_layer("bn1").moving_mean)
     )
     first = path.stat().st_mtime_ns
-    card = {"batchnorm_statistics": {**record, "val_macro_f1_moving": 0.123}}  # a score no 12-face split gives
+    card = {
+        "classes": ["a", "b"],
+        "batchnorm_statistics": {**record, "val_macro_f1_moving": 0.123},
+    }  # 0.123: no 12-face split gives it
     (tmp_path / "model.json").write_text(json.dumps(card))  # the card the notebook wrote after the first call
     again = bnstats.recompute_after_training(model, _Prepared(), model_dir=tmp_path, progress=False)
     assert again["already_recomputed"] is True and path.stat().st_mtime_ns == first  # idempotent: no rewrite
